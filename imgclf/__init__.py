@@ -1,0 +1,1 @@
+"""Library behind the pipeline stages: params, backbones, images, models, training."""

@@ -1,0 +1,118 @@
+"""Images on disk -> uint8 arrays -> tf.data batches, with augmentation on the fly."""
+import json
+import os
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from imgclf.errors import UserError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+SPLITS = ("train", "val", "test")
+
+
+def list_images(folder):
+    """Class names (sorted folder names) and (path, label index) of every image below them.
+
+    Images in nested subfolders of a class belong to that class; hidden files and files
+    that are not images by their extension are left out.
+    """
+    classes = sorted(entry.name for entry in os.scandir(folder)
+                     if entry.is_dir() and not entry.name.startswith("."))
+    items = []
+    for label, name in enumerate(classes):
+        for root, dirs, files in os.walk(os.path.join(folder, name)):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for file in sorted(files):
+                if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
+                    items.append((os.path.join(root, file), label))
+    return classes, items
+
+
+def load_image(path, size):
+    """One image file as a size x size x 3 uint8 array: EXIF orientation applied, first
+    frame, transparency on white, any mode converted to RGB. Raises on unreadable files."""
+    with Image.open(path) as image:
+        image.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "P", "PA") and (
+                image.mode != "P" or "transparency" in image.info):
+            image = image.convert("RGBA")
+            background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(background, image)
+        if image.mode == "I;16" or image.mode == "I":
+            image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))
+        image = image.convert("RGB").resize((size, size), Image.BILINEAR, reducing_gap=3.0)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def read_split(prepared_dir, split):
+    """A prepared split: images (memory-mapped, not loaded), labels, file names."""
+    folder = os.path.join(prepared_dir, split)
+    images = np.load(os.path.join(folder, "images.npy"), mmap_mode="r")
+    labels = np.load(os.path.join(folder, "labels.npy"))
+    with open(os.path.join(folder, "files.txt")) as f:
+        files = f.read().splitlines()
+    return images, labels, files
+
+
+def read_classes(prepared_dir):
+    with open(os.path.join(prepared_dir, "classes.json")) as f:
+        return json.load(f)
+
+
+def has_split(prepared_dir, split):
+    return os.path.exists(os.path.join(prepared_dir, split, "labels.npy")) and len(
+        np.load(os.path.join(prepared_dir, split, "labels.npy"))) > 0
+
+
+def augmentation(augment, seed):
+    """The augment.* params as a Keras model applied to float batches, or None if all off."""
+    import keras
+
+    layers = []
+    if augment["flip"] != "none":
+        layers.append(keras.layers.RandomFlip(augment["flip"], seed=seed))
+    if augment["rotation"]:
+        layers.append(keras.layers.RandomRotation(augment["rotation"], fill_mode="nearest", seed=seed + 1))
+    if augment["zoom"]:
+        layers.append(keras.layers.RandomZoom(augment["zoom"], fill_mode="nearest", seed=seed + 2))
+    if augment["translation"]:
+        layers.append(keras.layers.RandomTranslation(
+            augment["translation"], augment["translation"], fill_mode="nearest", seed=seed + 3))
+    if augment["contrast"]:
+        # RandomContrast keeps values in [0, 255] when told the range.
+        layers.append(keras.layers.RandomContrast(augment["contrast"], value_range=(0, 255), seed=seed + 4))
+    return keras.Sequential(layers, name="augmentation") if layers else None
+
+
+def batches(arrays, labels, batch_size, shuffle=False, seed=0, augment=None):
+    """A tf.data pipeline over arrays that may be memory-mapped: only a batch at a time is
+    read, so memory does not grow with the dataset. Shuffles indices, not data."""
+    import tensorflow as tf
+
+    count = len(labels)
+    if count == 0:
+        raise UserError("no examples to make batches from")
+    item_shape = arrays.shape[1:]
+    dtype = tf.as_dtype(arrays.dtype)
+    labels = np.asarray(labels, dtype=np.int32)
+
+    def gather(indices):
+        indices = np.sort(indices)  # sorted reads are sequential on disk
+        return np.asarray(arrays[indices]), labels[indices]
+
+    def read(indices):
+        x, y = tf.numpy_function(gather, [indices], [dtype, tf.int32], stateful=False)
+        x.set_shape((None, *item_shape))
+        y.set_shape((None,))
+        return tf.cast(x, tf.float32), y
+
+    dataset = tf.data.Dataset.range(count)
+    if shuffle:
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:
+        dataset = dataset.map(lambda x, y: (augment(x, training=True), y),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,183 @@
+"""Load params.yaml and validate every value once, before any heavy work.
+
+params.yaml holds the values; this module only knows what each key may be.
+"""
+import os
+
+import yaml
+
+from imgclf import backbones
+from imgclf.errors import UserError
+
+
+def _fail(key, value, expected):
+    raise UserError(f"params.yaml: {key} is {value!r}; expected {expected}")
+
+
+def integer(low, high=None):
+    def check(key, value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+                high is not None and value > high):
+            _fail(key, value, f"an integer from {low}" + (f" to {high}" if high else " up"))
+        return value
+    return check
+
+
+def number(low, high, low_open=False):
+    def check(key, value):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or value > high or value < low or (low_open and value == low):
+            bound = f"greater than {low}" if low_open else f"from {low}"
+            _fail(key, value, f"a number {bound} up to {high}")
+        return float(value)
+    return check
+
+
+def one_of(choices):
+    def check(key, value):
+        if value not in choices:
+            _fail(key, value, "one of: " + ", ".join(map(str, choices)))
+        return value
+    return check
+
+
+def text(key, value):
+    if not isinstance(value, str) or not value:
+        _fail(key, value, "a non-empty string")
+    return value
+
+
+def optional(check):
+    return lambda key, value: None if value is None else check(key, value)
+
+
+def list_of(check):
+    def check_list(key, value):
+        if not isinstance(value, list):
+            _fail(key, value, "a list, e.g. [256]")
+        return [check(f"{key}[{i}]", item) for i, item in enumerate(value)]
+    return check_list
+
+
+def weights_value(key, value):
+    if value in ("imagenet", "none"):
+        return value
+    if isinstance(value, str) and os.path.isfile(value):
+        return value
+    _fail(key, value, "imagenet, none, or the path of an existing weights file")
+
+
+def unfreeze_value(key, value):
+    # A layer name is checked against the built backbone by the finetune stage.
+    if isinstance(value, str) and value:
+        return value
+    return integer(0)(key, value)
+
+
+def backbones_value(key, value):
+    if not isinstance(value, dict):
+        _fail(key, value, "a mapping of backbone name to constructor arguments")
+    for name, args in value.items():
+        one_of(list(backbones.REGISTRY))(f"{key}.{name} (a backbone name)", name)
+        args = args or {}
+        if not isinstance(args, dict):
+            _fail(f"{key}.{name}", args, "a mapping of constructor arguments, e.g. {alpha: 0.35}")
+        allowed = backbones.extra_args(name)
+        for arg in args:
+            if arg not in allowed:
+                raise UserError(f"params.yaml: unknown key {key}.{name}.{arg}; "
+                                f"{name} accepts: {', '.join(allowed) or 'nothing'}")
+        value[name] = args
+    return value
+
+
+fraction = number(0.0, 1.0)
+batch_size = integer(1, 65536)
+learning_rate = number(0.0, 1.0, low_open=True)
+
+SCHEMA = {
+    "model": one_of(list(backbones.REGISTRY)),
+    "weights": weights_value,
+    "image_size": optional(integer(32, 2048)),
+    "seed": integer(0),
+    "data": {"dir": text},
+    "sample": {"size": integer(8, 1024)},
+    "split": {"train": fraction, "val": fraction, "test": fraction},
+    "preprocess": {"size": integer(32, 2048)},
+    "augment": {
+        "flip": one_of(["none", "horizontal", "vertical", "horizontal_and_vertical"]),
+        "rotation": number(0.0, 0.5),
+        "zoom": number(0.0, 0.9),
+        "translation": number(0.0, 0.5),
+        "contrast": number(0.0, 1.0),
+    },
+    "features": {"augmented_views": integer(0, 100), "batch_size": batch_size},
+    "head": {
+        "pooling": one_of(["avg", "max", "flatten"]),
+        "dense": list_of(integer(1, 100_000)),
+        "dropout": number(0.0, 0.95),
+    },
+    "transfer": {"epochs": integer(1), "learning_rate": learning_rate,
+                 "batch_size": batch_size, "patience": integer(0)},
+    "finetune": {"unfreeze": unfreeze_value, "epochs": integer(0),
+                 "learning_rate": learning_rate, "batch_size": batch_size,
+                 "patience": integer(0)},
+    "evaluate": {"batch_size": batch_size},
+    "backbones": backbones_value,
+}
+
+
+def _validate(schema, values, prefix=""):
+    if not isinstance(values, dict):
+        raise UserError(f"params.yaml: {prefix.rstrip('.') or 'the file'} must be a mapping")
+    unknown = sorted(set(values) - set(schema))
+    if unknown:
+        where = f"under {prefix.rstrip('.')}" if prefix else "at the top level"
+        raise UserError(f"params.yaml: unknown key {prefix}{unknown[0]}; "
+                        f"valid keys {where}: {', '.join(schema)}")
+    result = {}
+    for key, check in schema.items():
+        if key not in values:
+            raise UserError(f"params.yaml: missing key {prefix}{key}")
+        if isinstance(check, dict):
+            result[key] = _validate(check, values[key], f"{prefix}{key}.")
+        else:
+            result[key] = check(prefix + key, values[key])
+    return result
+
+
+def validate(values):
+    """The checked params, or a UserError naming the first bad key and what is allowed."""
+    params = _validate(SCHEMA, values)
+    split = params["split"]
+    total = split["train"] + split["val"] + split["test"]
+    if abs(total - 1.0) > 1e-6 or split["train"] == 0 or split["val"] == 0:
+        raise UserError(f"params.yaml: split.train + split.val + split.test is {total:g}; "
+                        "expected 1, with train and val above 0")
+    size = params["image_size"]
+    smallest = backbones.min_size(params["model"])
+    if size is not None and size < smallest:
+        raise UserError(f"params.yaml: image_size is {size}; {params['model']} needs at "
+                        f"least {smallest} (or null for its native {backbones.native_size(params['model'])})")
+    return params
+
+
+def load(path="params.yaml"):
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise UserError(f"{path} not found; run the stages from the project root") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return validate(values)
+
+
+def input_size(params):
+    """The model's input size: image_size, or the backbone's native size when null."""
+    return params["image_size"] or backbones.native_size(params["model"])
+
+
+def backbone_args(params):
+    """Constructor arguments for the configured backbone (backbones.<model>, if any)."""
+    return params["backbones"].get(params["model"], {})

@@ -1,0 +1,79 @@
+"""evaluate: the saved model on the test split, the only place the test split is used.
+
+Writes metrics/metrics.json (accuracy, macro precision/recall/F1, loss, n_test),
+metrics/per_class.json, and plots/confusion.csv (one row per test image, class names) for
+DVC's confusion-matrix plot. Without a test split, val is used and metrics.json says so.
+"""
+import csv
+import os
+
+import keras
+import numpy as np
+from sklearn.metrics import accuracy_score, classification_report, log_loss, precision_recall_fscore_support
+
+from imgclf import model as model_lib  # registers the model's own layers for loading
+from imgclf import params as params_lib
+from imgclf.dataset import batches, has_split, read_split
+from imgclf.errors import run_stage
+from imgclf.training import write_json
+
+PREPARED = "data/prepared"
+MODEL = "models/model.keras"
+METRICS = "metrics/metrics.json"
+PER_CLASS = "metrics/per_class.json"
+PREDICTIONS = "plots/confusion.csv"
+
+
+def predict(model, images, labels, batch_size):
+    return model.predict(batches(images, labels, batch_size), verbose=0)
+
+
+def score(probabilities, labels, class_names):
+    """Test metrics as flat numbers, and the per-class report, by class name."""
+    predicted = probabilities.argmax(axis=1)
+    indices = list(range(len(class_names)))
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predicted, labels=indices, average="macro", zero_division=0)
+    metrics = {
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "loss": float(log_loss(labels, probabilities, labels=indices)),
+        "n_test": int(len(labels)),
+    }
+    report = classification_report(labels, predicted, labels=indices, target_names=class_names,
+                                   output_dict=True, zero_division=0)
+    return metrics, report
+
+
+def write_predictions(path, files, labels, probabilities, class_names):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "actual", "predicted", "confidence"])
+        for file, label, row in zip(files, labels, probabilities):
+            writer.writerow([file, class_names[label], class_names[row.argmax()],
+                             f"{row.max():.4f}"])
+
+
+def main():
+    params = params_lib.load()
+    split = "test" if has_split(PREPARED, "test") else "val"
+    if split == "val":
+        print("evaluate: no test split (split.test is 0 or data.dir has no test/); "
+              "reporting on val, which also chose the best epochs")
+    model = keras.models.load_model(MODEL)
+    class_names = model_lib.class_names(model)
+    images, labels, files = read_split(PREPARED, split)
+    probabilities = predict(model, images, labels, params["evaluate"]["batch_size"])
+    metrics, report = score(probabilities, labels, class_names)
+    write_json(METRICS, {**metrics, "evaluated_on_val": int(split == "val")})
+    write_json(PER_CLASS, report)
+    write_predictions(PREDICTIONS, files, labels, probabilities, class_names)
+    print(f"evaluate: {split} accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1']:.4f} "
+          f"over {metrics['n_test']} images")
+
+
+if __name__ == "__main__":
+    run_stage(main)

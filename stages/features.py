@@ -1,0 +1,64 @@
+"""features: the frozen backbone's forward pass over the train and val images, cached.
+
+data/features/<split>.npy holds the backbone's feature maps (float16, before pooling, so
+every head.pooling choice can be trained from them), <split>_labels.npy their labels.
+The train split can be passed augment.* views features.augmented_views extra times.
+"""
+import os
+import shutil
+
+import numpy as np
+
+from imgclf import model as model_lib
+from imgclf import params as params_lib
+from imgclf.dataset import augmentation, batches, read_split
+from imgclf.errors import run_stage
+from imgclf.training import set_seed
+
+SOURCE = "data/prepared"
+OUTPUT = "data/features"
+
+
+def extract(extractor, images, labels, batch_size, views, path, augment=None):
+    """Write the extractor's outputs over `views` passes of images to path (.npy) batch by
+    batch; the first pass is unaugmented, the others go through augment."""
+    shape = extractor.compute_output_shape((None, *images.shape[1:]))[1:]
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16,
+                                    shape=(len(labels) * views, *shape))
+    row = 0
+    for view in range(views):
+        dataset = batches(images, labels, batch_size, augment=augment if view else None)
+        for x, _ in dataset:
+            features = extractor(x, training=False).numpy()
+            out[row:row + len(features)] = features
+            row += len(features)
+    out.flush()
+    return np.tile(np.asarray(labels), views)
+
+
+def main():
+    params = params_lib.load()
+    set_seed(params["seed"])
+    extractor = model_lib.feature_extractor(params["model"], params["weights"],
+                                            params_lib.input_size(params),
+                                            params_lib.backbone_args(params))
+    augment = augmentation(params["augment"], params["seed"])
+    views = {"train": 1 + params["features"]["augmented_views"], "val": 1}
+    tmp = OUTPUT + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    for split, count in views.items():
+        images, labels, _ = read_split(SOURCE, split)
+        out_labels = extract(extractor, images, labels, params["features"]["batch_size"],
+                             count, os.path.join(tmp, f"{split}.npy"), augment)
+        np.save(os.path.join(tmp, f"{split}_labels.npy"), out_labels.astype(np.int32))
+        print(f"features: {split}: {len(out_labels)} x {extractor.output.shape[1:]} "
+              f"({count} view(s))")
+    # The class names travel with the features, so transfer needs nothing else.
+    shutil.copy(os.path.join(SOURCE, "classes.json"), tmp)
+    shutil.rmtree(OUTPUT, ignore_errors=True)
+    os.replace(tmp, OUTPUT)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,53 @@
+"""transfer: train the new head on the cached backbone features (backbone frozen).
+
+Seconds, not minutes: the backbone ran once, in the features stage. Writes models/head.keras,
+metrics/transfer.json and the epoch history plots/history/transfer.csv.
+"""
+import os
+
+import numpy as np
+
+from imgclf import model as model_lib
+from imgclf import params as params_lib
+from imgclf.dataset import batches, read_classes
+from imgclf.errors import run_stage
+from imgclf.training import compile_model, fit, set_seed, write_json
+
+FEATURES = "data/features"
+HEAD = "models/head.keras"
+METRICS = "metrics/transfer.json"
+HISTORY = "plots/history/transfer.csv"
+
+
+def load_features(split):
+    return (np.load(os.path.join(FEATURES, f"{split}.npy"), mmap_mode="r"),
+            np.load(os.path.join(FEATURES, f"{split}_labels.npy")))
+
+
+def train_head(train, val, class_count, head_params, transfer_params, seed, history_csv):
+    """A head for features shaped like train's, fitted on (features, labels) pairs."""
+    (train_x, train_y), (val_x, val_y) = train, val
+    head = model_lib.build_head(train_x.shape[1:], class_count, **head_params)
+    compile_model(head, transfer_params["learning_rate"])
+    size = transfer_params["batch_size"]
+    metrics = fit(head, batches(train_x, train_y, size, shuffle=True, seed=seed),
+                  batches(val_x, val_y, size), transfer_params["epochs"],
+                  transfer_params["patience"], history_csv)
+    return head, metrics
+
+
+def main():
+    params = params_lib.load()
+    set_seed(params["seed"])
+    classes = read_classes(FEATURES)
+    head, metrics = train_head(load_features("train"), load_features("val"), len(classes),
+                               params["head"], params["transfer"], params["seed"], HISTORY)
+    os.makedirs(os.path.dirname(HEAD), exist_ok=True)
+    head.save(HEAD)
+    write_json(METRICS, metrics)
+    print(f"transfer: best val accuracy {metrics['best_val_accuracy']:.4f} at epoch "
+          f"{metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['seconds']} s")
+
+
+if __name__ == "__main__":
+    run_stage(main)

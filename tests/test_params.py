@@ -1,0 +1,87 @@
+import copy
+import re
+
+import pytest
+import yaml
+
+from imgclf import backbones, params
+from imgclf.errors import UserError
+
+
+@pytest.fixture
+def values():
+    with open("params.yaml") as f:
+        return yaml.safe_load(f)
+
+
+def check_error(values, pattern):
+    with pytest.raises(UserError) as error:
+        params.validate(values)
+    message = str(error.value)
+    assert "\n" not in message
+    assert re.search(pattern, message), message
+
+
+def test_project_params_are_valid(values):
+    checked = params.validate(copy.deepcopy(values))
+    assert checked["model"] in backbones.REGISTRY
+    assert params.input_size(checked) == checked["image_size"]
+
+
+def test_every_backbone_has_an_entry_for_dvc(values):
+    # dvc.yaml depends on backbones.${model}; DVC fails on a missing key.
+    assert set(values["backbones"]) == set(backbones.REGISTRY)
+
+
+def test_unknown_key_is_named_with_the_valid_ones(values):
+    values["finetune"]["unfrezee"] = 3
+    check_error(values, r"unknown key finetune\.unfrezee; valid keys under finetune: unfreeze, epochs")
+
+
+def test_missing_key(values):
+    del values["transfer"]["epochs"]
+    check_error(values, r"missing key transfer\.epochs")
+
+
+def test_unknown_model_lists_the_valid_names(values):
+    values["model"] = "resnet9000"
+    check_error(values, r"model is 'resnet9000'; expected one of: vgg16, vgg19, .*mobilenet_v2")
+
+
+@pytest.mark.parametrize("key, value, pattern", [
+    ("transfer.epochs", "ten", r"transfer\.epochs is 'ten'; expected an integer from 1"),
+    ("transfer.epochs", True, r"transfer\.epochs is True"),
+    ("finetune.learning_rate", 0, r"finetune\.learning_rate is 0; expected a number greater than 0"),
+    ("head.dropout", 1.5, r"head\.dropout is 1\.5; expected a number from 0\.0 up to 0\.95"),
+    ("head.pooling", "mean", r"head\.pooling is 'mean'; expected one of: avg, max, flatten"),
+    ("head.dense", 256, r"head\.dense is 256; expected a list"),
+    ("weights", "missing.h5", r"weights is 'missing\.h5'; expected imagenet, none, or the path"),
+    ("image_size", 16, r"image_size is 16; expected an integer from 32"),
+    ("finetune.unfreeze", -1, r"finetune\.unfreeze is -1"),
+])
+def test_bad_values_name_key_and_what_is_allowed(values, key, value, pattern):
+    section, _, name = key.rpartition(".")
+    (values[section] if section else values)[name] = value
+    check_error(values, pattern)
+
+
+def test_split_must_sum_to_one(values):
+    values["split"] = {"train": 0.7, "val": 0.2, "test": 0.2}
+    check_error(values, r"split\.train \+ split\.val \+ split\.test is 1\.1")
+
+
+def test_image_size_below_the_backbone_minimum(values):
+    values["model"], values["image_size"] = "inception_v3", 64
+    check_error(values, r"image_size is 64; inception_v3 needs at least 75")
+
+
+def test_backbone_arguments_are_checked_against_the_constructor(values):
+    values["backbones"]["mobilenet_v2"] = {"alhpa": 0.35}
+    check_error(values, r"unknown key backbones\.mobilenet_v2\.alhpa; mobilenet_v2 accepts: alpha")
+
+
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(UserError, match="is not valid YAML"):
+        params.load(str(path))
