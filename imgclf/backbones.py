@@ -113,7 +113,7 @@ def build_backbone(name, weights, image_size, extra=None):
             model = constructor(name)(include_top=False, weights=keras_weights,
                                       input_shape=input_shape, **(extra or {}))
     except Exception as error:  # keras raises a bare Exception when a download fails
-        url = re.search(r"URL fetch failure on (\S+?):", str(error))
+        url = re.search(r"URL fetch failure on (\S+): ", str(error))
         if not url:
             raise
         file_name = url.group(1).rsplit("/", 1)[-1]

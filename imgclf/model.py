@@ -98,7 +98,7 @@ def unfreeze_top(backbone, unfreeze):
         names = [layer.name for layer in layers]
         if unfreeze not in names:
             raise UserError(f"params.yaml: finetune.unfreeze is {unfreeze!r}, which is not a "
-                            f"layer of {backbone.name}; its layers are: {', '.join(names)}")
+                            f"layer of the backbone; its layers are: {', '.join(names)}")
         count = len(layers) - names.index(unfreeze)
     else:
         if unfreeze > len(layers):

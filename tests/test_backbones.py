@@ -1,0 +1,51 @@
+import os
+import urllib.error
+
+import keras
+import numpy as np
+import pytest
+
+from imgclf import backbones
+from imgclf.errors import UserError
+from tests.conftest import MOBILENET_V2_035, SHARED_WEIGHTS
+
+
+def test_registry_names_and_sizes_are_consistent():
+    for name in backbones.REGISTRY:
+        assert name == name.lower()
+        assert backbones.min_size(name) <= backbones.native_size(name)
+        assert callable(backbones.constructor(name))
+        assert callable(backbones.preprocess_input(name))
+    assert "mobilenet_v2" in backbones.describe()
+
+
+def test_offline_imagenet_weights_fail_with_the_file_and_the_way_out(tmp_path, monkeypatch):
+    """No cached file and no network: one clear error, never random weights."""
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(config, "keras_home", lambda: str(tmp_path))
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    with pytest.raises(UserError) as error:
+        backbones.build_backbone("vgg16", "imagenet", 64)
+    message = str(error.value)
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert os.path.join(str(tmp_path), "models") in message
+    assert "weights: none" in message and "\n" not in message
+
+
+def test_weights_from_a_file_path_are_the_real_ones():
+    path = os.path.join(SHARED_WEIGHTS, MOBILENET_V2_035)
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is absent: no real ImageNet weights on this machine")
+    pretrained = backbones.build_backbone("mobilenet_v2", path, 96, {"alpha": 0.35})
+    random = backbones.build_backbone("mobilenet_v2", "none", 96, {"alpha": 0.35})
+    assert pretrained.name == "backbone"
+    kernel = pretrained.get_layer("Conv1").kernel
+    assert not np.allclose(keras.ops.convert_to_numpy(kernel),
+                           keras.ops.convert_to_numpy(random.get_layer("Conv1").kernel))
+    # ImageNet BatchNorm statistics are not the fresh layer's zeros and ones.
+    assert not np.allclose(keras.ops.convert_to_numpy(pretrained.get_layer("bn_Conv1").moving_mean), 0)

@@ -1,0 +1,82 @@
+"""Stage functions on real files, without DVC."""
+import os
+
+import numpy as np
+import pytest
+
+from imgclf.dataset import read_classes, read_split
+from imgclf.errors import UserError
+from stages.evaluate import score
+from stages.plot import confusion, plot_confusion, plot_training
+from stages.preprocess import prepare
+from stages.split import split_folder
+from tests.conftest import write_images
+
+
+def test_ratio_split_is_seeded_and_leaves_the_source_alone(image_folder, tmp_path):
+    before = sorted(os.walk(image_folder))
+    assert split_folder(image_folder, str(tmp_path / "a"), (0.6, 0.2, 0.2), seed=1) == "ratio"
+    split_folder(image_folder, str(tmp_path / "b"), (0.6, 0.2, 0.2), seed=1)
+    for split, per_class in [("train", 6), ("val", 2), ("test", 2)]:
+        a = sorted(os.listdir(tmp_path / "a" / split / "cat"))
+        assert len(a) == per_class
+        assert a == sorted(os.listdir(tmp_path / "b" / split / "cat"))
+    assert sorted(os.walk(image_folder)) == before
+
+
+def test_an_existing_split_is_taken_as_it_is(tmp_path):
+    source = tmp_path / "given"
+    write_images(str(source / "train"), ["x", "y"], per_class=3)
+    write_images(str(source / "val"), ["x", "y"], per_class=1)
+    assert split_folder(str(source), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0) == "presplit"
+    assert sorted(os.listdir(tmp_path / "out")) == ["train", "val"]
+    assert len(os.listdir(tmp_path / "out" / "train" / "x")) == 3
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda root: None, "is not a folder"),
+    (lambda root: write_images(str(root), ["only"], per_class=2), "1 class folder"),
+])
+def test_unusable_data_dir_stops_early(tmp_path, setup, message):
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(UserError, match=message):
+        split_folder(str(root), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
+
+
+def test_prepare_decodes_every_split_and_reports_unreadable_files(image_folder, tmp_path):
+    split_folder(image_folder, str(tmp_path / "split"), (0.6, 0.2, 0.2), seed=0)
+    (tmp_path / "split" / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n")
+    counts, skipped = prepare(str(tmp_path / "split"), str(tmp_path / "prepared"), 24, processes=2)
+    assert counts == {"train": 18, "val": 6, "test": 6}
+    assert [os.path.basename(path) for path, _ in skipped] == ["broken.png"]
+    images, labels, files = read_split(str(tmp_path / "prepared"), "train")
+    assert images.shape == (18, 24, 24, 3) and images.dtype == np.uint8
+    assert sorted(np.bincount(labels)) == [6, 6, 6] and len(files) == 18
+    assert read_classes(str(tmp_path / "prepared")) == ["cat", "dog", "fox"]
+    # A cat image is stored as that image: its red channel is the bright one.
+    assert images[labels == 0][..., 0].mean() > images[labels == 0][..., 1].mean() + 100
+
+
+def test_score_macro_metrics_and_loss():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    metrics, report = score(probabilities, np.array([0, 1, 1, 1]), ["no", "yes"])
+    assert metrics["accuracy"] == 0.75 and metrics["n_test"] == 4
+    assert metrics["recall"] == pytest.approx((1 + 2 / 3) / 2)
+    assert metrics["precision"] == pytest.approx((0.5 + 1) / 2)
+    assert metrics["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4, 0.7])))
+    assert report["yes"]["support"] == 3
+
+
+def test_plots_are_written(tmp_path):
+    rows = [{"epoch": str(e), "accuracy": "0.5", "loss": "1", "val_accuracy": "0.6",
+             "val_loss": "0.9"} for e in range(3)]
+    histories = {"transfer": rows, "finetune": [{**r, "epoch": str(3 + i)} for i, r in enumerate(rows)]}
+    phases = {"transfer": {"best_epoch": 2, "epochs_run": 3}, "finetune": {"best_epoch": 5, "epochs_run": 3}}
+    plot_training(histories, phases, str(tmp_path / "training.png"))
+    names, matrix = confusion([{"actual": "a", "predicted": "b"}, {"actual": "a", "predicted": "a"},
+                               {"actual": "b", "predicted": "b"}])
+    assert names == ["a", "b"] and matrix.tolist() == [[1, 1], [0, 1]]
+    plot_confusion(names, matrix, str(tmp_path / "confusion.png"))
+    assert os.path.getsize(tmp_path / "training.png") > 10_000
+    assert os.path.getsize(tmp_path / "confusion.png") > 5_000
