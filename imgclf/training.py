@@ -32,7 +32,8 @@ def fit(model, train, val, epochs, patience, history_csv, initial_epoch=0):
             monitor="val_loss", patience=patience, restore_best_weights=True))
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=initial_epoch + epochs,
-                        initial_epoch=initial_epoch, callbacks=callbacks, verbose=2)
+                        initial_epoch=initial_epoch, callbacks=callbacks, verbose=2,
+                        shuffle=False)  # tf.data already shuffles, index by index
     seconds = time.perf_counter() - start
     val_loss = history.history["val_loss"]
     best = int(np.argmin(val_loss)) if patience else len(val_loss) - 1
