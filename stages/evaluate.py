@@ -1,6 +1,7 @@
 """evaluate: the saved model on the test split, the only place the test split is used.
 
-Writes metrics/metrics.json (accuracy, macro precision/recall/F1, loss, n_test),
+Writes metrics/metrics.json (accuracy, macro precision/recall/F1, loss, n_test, and the
+same for the model before fine-tuning, prefixed transfer_),
 metrics/per_class.json, and plots/confusion.csv (one row per test image, class names) for
 DVC's confusion-matrix plot. Without a test split, val is used and metrics.json says so.
 """
@@ -19,6 +20,7 @@ from imgclf.training import write_json
 
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
+TRANSFER_MODEL = "models/transfer.keras"
 METRICS = "metrics/metrics.json"
 PER_CLASS = "metrics/per_class.json"
 PREDICTIONS = "plots/confusion.csv"
@@ -68,11 +70,17 @@ def main():
     images, labels, files = read_split(PREPARED, split)
     probabilities = predict(model, images, labels, params["evaluate"]["batch_size"])
     metrics, report = score(probabilities, labels, class_names)
-    write_json(METRICS, {**metrics, "evaluated_on_val": int(split == "val")})
+    transfer_probabilities = predict(keras.models.load_model(TRANSFER_MODEL), images, labels,
+                                     params["evaluate"]["batch_size"])
+    transfer_metrics, _ = score(transfer_probabilities, labels, class_names)
+    write_json(METRICS, {**metrics, **{f"transfer_{key}": value for key, value in
+                                       transfer_metrics.items() if key != "n_test"},
+                         "evaluated_on_val": int(split == "val")})
     write_json(PER_CLASS, report)
     write_predictions(PREDICTIONS, files, labels, probabilities, class_names)
     print(f"evaluate: {split} accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1']:.4f} "
-          f"over {metrics['n_test']} images")
+          f"over {metrics['n_test']} images (before fine-tuning: "
+          f"{transfer_metrics['accuracy']:.4f}, {transfer_metrics['f1']:.4f})")
 
 
 if __name__ == "__main__":

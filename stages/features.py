@@ -6,6 +6,7 @@ The train split can be passed augment.* views features.augmented_views extra tim
 """
 import os
 import shutil
+import time
 
 import numpy as np
 
@@ -13,10 +14,11 @@ from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import augmentation, batches, read_split
 from imgclf.errors import run_stage
-from imgclf.training import set_seed
+from imgclf.training import set_seed, write_json
 
 SOURCE = "data/prepared"
 OUTPUT = "data/features"
+METRICS = "metrics/features.json"
 
 
 def extract(extractor, images, labels, batch_size, views, path, augment=None):
@@ -39,6 +41,7 @@ def extract(extractor, images, labels, batch_size, views, path, augment=None):
 def main():
     params = params_lib.load()
     set_seed(params["seed"])
+    start = time.perf_counter()
     extractor = model_lib.feature_extractor(params["model"], params["weights"],
                                             params_lib.input_size(params),
                                             params_lib.backbone_args(params))
@@ -58,6 +61,7 @@ def main():
     shutil.copy(os.path.join(SOURCE, "classes.json"), tmp)
     shutil.rmtree(OUTPUT, ignore_errors=True)
     os.replace(tmp, OUTPUT)
+    write_json(METRICS, {"seconds": round(time.perf_counter() - start, 1)})
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 head), the top finetune.unfreeze backbone layers unfrozen, trained on augmented images at a
 low learning rate. finetune.unfreeze: 0 keeps the transfer model as it is.
 
-Writes models/model.keras, metrics/finetune.json and plots/history/finetune.csv.
+Writes models/model.keras, models/transfer.keras (the same model before fine-tuning),
+metrics/finetune.json and plots/history/finetune.csv.
 """
 import csv
 import os
@@ -19,6 +20,7 @@ PREPARED = "data/prepared"
 HEAD = "models/head.keras"
 TRANSFER_METRICS = "metrics/transfer.json"
 MODEL = "models/model.keras"
+TRANSFER_MODEL = "models/transfer.keras"
 METRICS = "metrics/finetune.json"
 HISTORY = "plots/history/finetune.csv"
 
@@ -53,6 +55,8 @@ def main():
     set_seed(params["seed"])
     class_names = read_classes(PREPARED)
     model = assemble(params, keras.models.load_model(HEAD), class_names)
+    os.makedirs(os.path.dirname(MODEL), exist_ok=True)
+    model.save(TRANSFER_MODEL)  # before fine-tuning, so evaluate can report both phases
     batch_size = params["finetune"]["batch_size"]
     augment = augmentation(params["augment"], params["seed"])
 
@@ -65,7 +69,6 @@ def main():
     os.makedirs(os.path.dirname(HISTORY), exist_ok=True)
     metrics = finetune(model, train, val, params["finetune"], HISTORY,
                        initial_epoch=read_json(TRANSFER_METRICS)["epochs_run"])
-    os.makedirs(os.path.dirname(MODEL), exist_ok=True)
     model.save(MODEL)
     write_json(METRICS, metrics)
     print(f"finetune: {metrics['unfrozen_layers']} backbone layers unfrozen, "

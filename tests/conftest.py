@@ -1,9 +1,12 @@
 """Fixtures: real image files written by the tests, and the shared ImageNet weights."""
 import os
+import re
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,3 +42,44 @@ def shared_weights(tmp_path):
     home = tmp_path / "keras_home"
     shutil.copytree(SHARED_WEIGHTS, home / "models")
     return str(home)
+
+
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", "stages", "imgclf"]
+
+
+def run(repo, *command):
+    """A command in a pipeline repo; its output, or a failure showing the end of it."""
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def stages_run(output):
+    return set(re.findall(r"Running stage '(\w+)'", output))
+
+
+def stages_skipped(output):
+    return set(re.findall(r"Stage '(\w+)' didn't change, skipping", output))
+
+
+def make_pipeline_repo(tmp_path, update_params):
+    """A git + DVC repository holding a copy of the project, params changed by update_params.
+    Its stages find Keras' cache through $KERAS_HOME, as a user's would."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        source = os.path.join(ROOT, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, repo / name)
+    with open(repo / "params.yaml") as f:
+        values = yaml.safe_load(f)
+    update_params(values)
+    with open(repo / "params.yaml", "w") as f:
+        yaml.safe_dump(values, f, sort_keys=False)
+    for command in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
+                    ["git", "config", "user.name", "test"], ["dvc", "init", "-q"],
+                    ["dvc", "config", "core.analytics", "false"]):
+        run(repo, *command)
+    return repo

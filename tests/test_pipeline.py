@@ -3,18 +3,13 @@ of the digits sample, with the real ImageNet weights from ../shared."""
 import json
 import os
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from tests.conftest import ROOT
-
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", "stages", "imgclf"]
+from tests.conftest import make_pipeline_repo, run, stages_run, stages_skipped
 
 
 def write_digit_slice(folder, per_class, size):
@@ -27,49 +22,22 @@ def write_digit_slice(folder, per_class, size):
                 os.path.join(folder, str(label), f"{index}.png"))
 
 
-def run(repo, env, *command):
-    result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-def stages_run(output):
-    return set(re.findall(r"Running stage '(\w+)'", output))
-
-
-def stages_skipped(output):
-    return set(re.findall(r"Stage '(\w+)' didn't change, skipping", output))
-
-
 @pytest.fixture
-def repo(tmp_path, shared_weights):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in PROJECT_FILES:
-        source = os.path.join(ROOT, name)
-        copy = shutil.copytree if os.path.isdir(source) else shutil.copy
-        copy(source, repo / name, **({"ignore": shutil.ignore_patterns("__pycache__")}
-                                     if os.path.isdir(source) else {}))
+def repo(tmp_path, shared_weights, monkeypatch):
+    def params(values):
+        values["data"]["dir"] = "digits"
+        values["image_size"] = values["preprocess"]["size"] = 96
+        values["transfer"]["epochs"] = 15
+        values["finetune"].update(epochs=2, unfreeze=20)
+
+    monkeypatch.setenv("KERAS_HOME", shared_weights)
+    repo = make_pipeline_repo(tmp_path, params)
     write_digit_slice(str(repo / "digits"), per_class=40, size=64)
-    with open(repo / "params.yaml") as f:
-        params = yaml.safe_load(f)
-    params["data"]["dir"] = "digits"
-    params["image_size"] = params["preprocess"]["size"] = 96
-    params["transfer"]["epochs"] = 15
-    params["finetune"].update(epochs=2, unfreeze=20)
-    with open(repo / "params.yaml", "w") as f:
-        yaml.safe_dump(params, f, sort_keys=False)
-    env = {**os.environ, "KERAS_HOME": shared_weights, "PYTHONPATH": str(repo)}
-    for command in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
-                    ["git", "config", "user.name", "test"], ["dvc", "init", "-q"],
-                    ["dvc", "config", "core.analytics", "false"]):
-        run(repo, env, *command)
-    return repo, env
+    return repo
 
 
 def test_repro_then_experiments_rerun_only_what_changed(repo):
-    repo, env = repo
-    output = run(repo, env, "dvc", "repro")
+    output = run(repo, "dvc", "repro")
     assert stages_run(output) == {"sample", "split", "preprocess", "features", "transfer",
                                   "finetune", "evaluate", "plot"}
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text())
@@ -80,16 +48,16 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
     assert metrics["accuracy"] >= 0.6, metrics
     for plot in ("training.png", "confusion.png"):
         assert (repo / "plots" / plot).stat().st_size > 5_000
-    run(repo, env, "git", "add", "-A")
-    run(repo, env, "git", "commit", "-qm", "baseline")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "baseline")
 
-    output = run(repo, env, "dvc", "exp", "run", "-S", "finetune.unfreeze=10")
+    output = run(repo, "dvc", "exp", "run", "-S", "finetune.unfreeze=10")
     assert stages_run(output) == {"finetune", "evaluate", "plot"}
     assert stages_skipped(output) == {"sample", "split", "preprocess", "features", "transfer"}
-    diff = run(repo, env, "dvc", "metrics", "diff", "--all")
+    diff = run(repo, "dvc", "metrics", "diff", "--all")
     assert re.search(r"metrics/finetune\.json\s+unfrozen_layers\s+20\s+10", diff), diff
 
-    output = run(repo, env, "dvc", "exp", "run", "-S", "model=mobilenet")
+    output = run(repo, "dvc", "exp", "run", "-S", "model=mobilenet")
     assert stages_skipped(output) == {"sample", "split", "preprocess"}
     assert stages_run(output) == {"features", "transfer", "finetune", "evaluate", "plot"}
     assert json.loads((repo / "metrics" / "metrics.json").read_text())["accuracy"] >= 0.6
