@@ -83,3 +83,17 @@ def make_pipeline_repo(tmp_path, update_params):
                     ["dvc", "config", "core.analytics", "false"]):
         run(repo, *command)
     return repo
+
+
+def tiny_pipeline_repo(tmp_path):
+    """A pipeline repo on 30 generated 32-pixel images with random weights: seconds a stage."""
+    def params(values):
+        values.update(weights="none", image_size=32)
+        values["data"]["dir"] = "images"
+        values["preprocess"]["size"] = 32
+        values["transfer"].update(epochs=1, patience=0)
+        values["finetune"].update(epochs=1, patience=0, unfreeze=5)
+
+    repo = make_pipeline_repo(tmp_path, params)
+    write_images(str(repo / "images"), ["a", "b", "c"], per_class=10)
+    return repo

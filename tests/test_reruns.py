@@ -3,7 +3,7 @@ pipeline (weights: none, 32-pixel images), reruns exactly the stages the table s
 import pytest
 import yaml
 
-from tests.conftest import make_pipeline_repo, run, stages_run, stages_skipped, write_images
+from tests.conftest import run, stages_run, stages_skipped, tiny_pipeline_repo
 
 ALL = ["sample", "split", "preprocess", "features", "transfer", "finetune", "evaluate", "plot"]
 
@@ -29,17 +29,7 @@ def touch(repo, path):
 
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("reruns")
-
-    def params(values):
-        values.update(weights="none", image_size=32)
-        values["data"]["dir"] = "images"
-        values["preprocess"]["size"] = 32
-        values["transfer"].update(epochs=1, patience=0)
-        values["finetune"].update(epochs=1, patience=0, unfreeze=5)
-
-    repo = make_pipeline_repo(tmp_path, params)
-    write_images(str(repo / "images"), ["a", "b", "c"], per_class=10)
+    repo = tiny_pipeline_repo(tmp_path_factory.mktemp("reruns"))
     assert stages_run(run(repo, "dvc", "repro")) == set(ALL)
     return repo
 

@@ -1,0 +1,74 @@
+"""Compare experiments as one Markdown table: a row per experiment, test scores before and
+after fine-tuning, the params that differ between rows, and the wall time of the work.
+
+    dvc exp run --queue -S model=vgg16,resnet50,xception && dvc queue start
+    python -m imgclf.compare            # after the queue has finished
+"""
+import sys
+
+import yaml
+
+SCORES = ["accuracy", "precision", "recall", "f1"]
+TIMED_STAGES = ["features", "transfer", "finetune"]
+
+
+def lookup(row, key, file=None):
+    """A value from a dvc.api.exp_show() row, whose columns are 'key' when the name is
+    unique and 'file:key' when several files have it."""
+    if file and f"{file}:{key}" in row:
+        return row[f"{file}:{key}"]
+    return row.get(key)
+
+
+def flat_keys(values, prefix=""):
+    keys = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            keys += flat_keys(value, f"{prefix}{key}.")
+        else:
+            keys.append(prefix + key)
+    return keys
+
+
+def _cell(value):
+    if value is None:
+        return "—"
+    if isinstance(value, float):  # DVC reports every number as a float
+        return str(int(value)) if value.is_integer() else f"{value:.4g}"
+    return str(value)
+
+
+def comparison_table(rows, param_keys):
+    """Markdown for experiment rows (dicts as dvc.api.exp_show returns them)."""
+    rows = [row for row in rows if row.get("rev") != "workspace"]
+    differing = [key for key in param_keys if key != "model" and
+                 len({repr(lookup(row, key)) for row in rows}) > 1]
+    header = (["experiment", "model", *differing]
+              + [f"transfer {s}" for s in SCORES] + [f"fine-tuned {s}" for s in SCORES]
+              + ["time (s)"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        name = row.get("Experiment") or row.get("rev")
+        times = [lookup(row, "seconds", f"metrics/{stage}.json") for stage in TIMED_STAGES]
+        cells = ([name, lookup(row, "model")] + [lookup(row, key) for key in differing]
+                 + [lookup(row, f"transfer_{s}") for s in SCORES]
+                 + [lookup(row, s, "metrics/metrics.json") for s in SCORES])
+        cells = [_cell(cell) for cell in cells] + ["—" if None in times else f"{sum(times):.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    import dvc.api
+
+    with open("params.yaml") as f:
+        param_keys = flat_keys(yaml.safe_load(f))
+    rows = dvc.api.exp_show()
+    if len(rows) <= 2:
+        sys.exit("compare: no experiments yet; run some, e.g. "
+                 "dvc exp run --queue -S model=mobilenet,mobilenet_v2 && dvc queue start")
+    print(comparison_table(rows, param_keys))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+import re
+import time
+
+from imgclf.compare import comparison_table, flat_keys
+from tests.conftest import run, tiny_pipeline_repo
+
+
+def exp_row(name, model, unfreeze, accuracy):
+    # The shape dvc.api.exp_show() gives: ambiguous names qualified by their file.
+    return {"Experiment": name, "rev": name or "main", "model": model,
+            "finetune.unfreeze": float(unfreeze), "head.dense": "[256]",
+            "transfer_accuracy": accuracy - 0.1, "transfer_precision": 0.5,
+            "transfer_recall": 0.5, "transfer_f1": 0.5, "accuracy": accuracy,
+            "precision": 0.75, "recall": 0.7, "f1": 0.725,
+            "metrics/features.json:seconds": 1.0, "metrics/transfer.json:seconds": 2.0,
+            "metrics/finetune.json:seconds": 3.25}
+
+
+def test_table_has_a_row_per_experiment_and_only_the_params_that_differ():
+    rows = [{"rev": "workspace"}, exp_row(None, "vgg16", 15, 0.9),
+            exp_row("exp-1", "resnet50", 15, 0.95), exp_row("exp-2", "vgg16", 30, 0.97)]
+    lines = comparison_table(rows, ["model", "finetune.unfreeze", "head.dense"]).splitlines()
+    assert lines[0].split(" | ")[:3] == ["| experiment", "model", "finetune.unfreeze"]
+    assert "head.dense" not in lines[0]
+    assert lines[2] == ("| main | vgg16 | 15 | 0.8 | 0.5 | 0.5 | 0.5 | 0.9 | 0.75 | 0.7 | 0.725 "
+                        "| 6.2 |")
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| main", "| exp-1", "| exp-2"]
+
+
+def test_flat_keys_match_dvc_param_names():
+    assert flat_keys({"model": "x", "head": {"dense": [1], "dropout": 0.5},
+                      "backbones": {"vgg16": {}}}) == [
+        "model", "head.dense", "head.dropout", "backbones.vgg16"]
+
+
+def test_compare_queued_experiments_with_real_dvc(tmp_path):
+    repo = tiny_pipeline_repo(tmp_path)
+    run(repo, "dvc", "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "baseline")
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "model=mobilenet,mobilenet_v3_small",
+        "-S", "finetune.unfreeze=2")
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "head.dropout=0.1")
+    run(repo, "dvc", "queue", "start")
+    deadline = time.time() + 600
+    while re.search(r"\b(Queued|Running)\b", run(repo, "dvc", "queue", "status")):
+        assert time.time() < deadline, run(repo, "dvc", "queue", "status")
+        time.sleep(3)
+    assert "Failed" not in run(repo, "dvc", "queue", "status")
+    table = run(repo, "python", "-m", "imgclf.compare").strip().splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header[:4] == ["experiment", "model", "head.dropout", "finetune.unfreeze"]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
+    assert len(rows) == 4  # the baseline and three experiments
+    assert sorted((row[1], row[2], row[3]) for row in rows) == [
+        ("mobilenet", "0.5", "2"), ("mobilenet_v2", "0.1", "5"), ("mobilenet_v2", "0.5", "5"),
+        ("mobilenet_v3_small", "0.5", "2")]
+    assert all(re.fullmatch(r"[01](\.\d+)?", cell) for row in rows for cell in row[4:12])
