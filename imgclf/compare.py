@@ -31,7 +31,7 @@ def flat_keys(values, prefix=""):
 
 
 def _cell(value):
-    if value is None:
+    if value is None or value in ("-", "!", "None"):  # how DVC marks a missing value
         return "—"
     if isinstance(value, float):  # DVC reports every number as a float
         return str(int(value)) if value.is_integer() else f"{value:.4g}"
@@ -53,7 +53,9 @@ def comparison_table(rows, param_keys):
         cells = ([name, lookup(row, "model")] + [lookup(row, key) for key in differing]
                  + [lookup(row, f"transfer_{s}") for s in SCORES]
                  + [lookup(row, s, "metrics/metrics.json") for s in SCORES])
-        cells = [_cell(cell) for cell in cells] + ["—" if None in times else f"{sum(times):.1f}"]
+        # A queued, running or failed experiment has no numbers (DVC shows "-" or None).
+        timed = all(isinstance(t, (int, float)) for t in times)
+        cells = [_cell(cell) for cell in cells] + [f"{sum(times):.1f}" if timed else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

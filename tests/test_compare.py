@@ -17,14 +17,18 @@ def exp_row(name, model, unfreeze, accuracy):
 
 
 def test_table_has_a_row_per_experiment_and_only_the_params_that_differ():
+    running = {"Experiment": "exp-3", "rev": "abc", "model": "xception",
+               "finetune.unfreeze": 15.0, "head.dense": "[256]", "accuracy": "-",
+               "metrics/transfer.json:seconds": "-"}
     rows = [{"rev": "workspace"}, exp_row(None, "vgg16", 15, 0.9),
-            exp_row("exp-1", "resnet50", 15, 0.95), exp_row("exp-2", "vgg16", 30, 0.97)]
+            exp_row("exp-1", "resnet50", 15, 0.95), exp_row("exp-2", "vgg16", 30, 0.97), running]
     lines = comparison_table(rows, ["model", "finetune.unfreeze", "head.dense"]).splitlines()
     assert lines[0].split(" | ")[:3] == ["| experiment", "model", "finetune.unfreeze"]
     assert "head.dense" not in lines[0]
     assert lines[2] == ("| main | vgg16 | 15 | 0.8 | 0.5 | 0.5 | 0.5 | 0.9 | 0.75 | 0.7 | 0.725 "
                         "| 6.2 |")
-    assert [line.split(" | ")[0] for line in lines[2:]] == ["| main", "| exp-1", "| exp-2"]
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| main", "| exp-1", "| exp-2", "| exp-3"]
+    assert lines[-1].endswith("| — |")
 
 
 def test_flat_keys_match_dvc_param_names():
