@@ -4,50 +4,59 @@ import os
 import re
 import warnings
 
+# How each family's layers group into blocks, for unfreezing by block: a regular expression
+# searched in each layer name and the block name made from its match. A layer that matches
+# none (a generic "conv2d_7", "activation_3", a stem or a shortcut) belongs to the next block
+# that matches; layers after the last match belong to the last block.
+VGG_BLOCKS = (r"^(block\d+)_", r"\1")                        # block1 .. block5
+RESNET_BLOCKS = (r"^(conv\d)_", r"\1")                       # conv1 .. conv5 (stages)
+INCEPTION_V3_BLOCKS = (r"^(mixed\d+)$", r"\1")               # mixed0 .. mixed10 (modules)
+INCEPTION_RESNET_BLOCKS = (r"^(mixed_\w+|block\d+_\d+|conv_7b)", r"\1")
+XCEPTION_BLOCKS = (r"^(block\d+)_", r"\1")                   # block1 .. block14
+MOBILENET_BLOCKS = (r"^conv_(?:dw|pw|pad)_(\d+)", r"block_\1")  # block_1 .. block_13
+MOBILENET_V2_BLOCKS = (r"^(block_\d+)_", r"\1")              # block_1 .. block_16
+MOBILENET_V3_BLOCKS = (r"^(expanded_conv(?:_\d+)?)_", r"\1")
+DENSENET_BLOCKS = (r"^(conv\d)_block", r"\1")                # conv2 .. conv5 (dense blocks)
+NASNET_BLOCKS = (r"(?:normal|reduction|adjust)\w*?_(stem_\d|reduce_\d+|\d+)$", r"cell_\1")
+EFFICIENTNET_BLOCKS = (r"^(block\d+)[a-z]_", r"\1")           # block1 .. block7 (stages)
+CONVNEXT_BLOCKS = (r"_stage_(\d+)_", r"stage_\1")             # stage_0 .. stage_3
+
 # name -> (constructor in keras.applications, module holding its preprocess_input,
-#          native input size, minimum input size)
+#          native input size, minimum input size, block rule)
 REGISTRY = {
-    "vgg16": ("VGG16", "vgg16", 224, 32),
-    "vgg19": ("VGG19", "vgg19", 224, 32),
-    "resnet50": ("ResNet50", "resnet50", 224, 32),
-    "resnet101": ("ResNet101", "resnet", 224, 32),
-    "resnet152": ("ResNet152", "resnet", 224, 32),
-    "resnet50_v2": ("ResNet50V2", "resnet_v2", 224, 32),
-    "resnet101_v2": ("ResNet101V2", "resnet_v2", 224, 32),
-    "resnet152_v2": ("ResNet152V2", "resnet_v2", 224, 32),
-    "inception_v3": ("InceptionV3", "inception_v3", 299, 75),
-    "inception_resnet_v2": ("InceptionResNetV2", "inception_resnet_v2", 299, 75),
-    "xception": ("Xception", "xception", 299, 71),
-    "mobilenet": ("MobileNet", "mobilenet", 224, 32),
-    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2", 224, 32),
-    "mobilenet_v3_small": ("MobileNetV3Small", "mobilenet_v3", 224, 32),
-    "mobilenet_v3_large": ("MobileNetV3Large", "mobilenet_v3", 224, 32),
-    "densenet121": ("DenseNet121", "densenet", 224, 32),
-    "densenet169": ("DenseNet169", "densenet", 224, 32),
-    "densenet201": ("DenseNet201", "densenet", 224, 32),
-    "nasnet_mobile": ("NASNetMobile", "nasnet", 224, 32),
-    "nasnet_large": ("NASNetLarge", "nasnet", 331, 32),
-    "efficientnet_b0": ("EfficientNetB0", "efficientnet", 224, 32),
-    "efficientnet_b1": ("EfficientNetB1", "efficientnet", 240, 32),
-    "efficientnet_b2": ("EfficientNetB2", "efficientnet", 260, 32),
-    "efficientnet_b3": ("EfficientNetB3", "efficientnet", 300, 32),
-    "efficientnet_b4": ("EfficientNetB4", "efficientnet", 380, 32),
-    "efficientnet_b5": ("EfficientNetB5", "efficientnet", 456, 32),
-    "efficientnet_b6": ("EfficientNetB6", "efficientnet", 528, 32),
-    "efficientnet_b7": ("EfficientNetB7", "efficientnet", 600, 32),
-    "efficientnet_v2_b0": ("EfficientNetV2B0", "efficientnet_v2", 224, 32),
-    "efficientnet_v2_b1": ("EfficientNetV2B1", "efficientnet_v2", 240, 32),
-    "efficientnet_v2_b2": ("EfficientNetV2B2", "efficientnet_v2", 260, 32),
-    "efficientnet_v2_b3": ("EfficientNetV2B3", "efficientnet_v2", 300, 32),
-    "efficientnet_v2_s": ("EfficientNetV2S", "efficientnet_v2", 384, 32),
-    "efficientnet_v2_m": ("EfficientNetV2M", "efficientnet_v2", 480, 32),
-    "efficientnet_v2_l": ("EfficientNetV2L", "efficientnet_v2", 480, 32),
-    "convnext_tiny": ("ConvNeXtTiny", "convnext", 224, 32),
-    "convnext_small": ("ConvNeXtSmall", "convnext", 224, 32),
-    "convnext_base": ("ConvNeXtBase", "convnext", 224, 32),
-    "convnext_large": ("ConvNeXtLarge", "convnext", 224, 32),
-    "convnext_xlarge": ("ConvNeXtXLarge", "convnext", 224, 32),
+    "vgg16": ("VGG16", "vgg16", 224, 32, VGG_BLOCKS),
+    "vgg19": ("VGG19", "vgg19", 224, 32, VGG_BLOCKS),
+    "resnet50": ("ResNet50", "resnet50", 224, 32, RESNET_BLOCKS),
+    "resnet101": ("ResNet101", "resnet", 224, 32, RESNET_BLOCKS),
+    "resnet152": ("ResNet152", "resnet", 224, 32, RESNET_BLOCKS),
+    "resnet50_v2": ("ResNet50V2", "resnet_v2", 224, 32, RESNET_BLOCKS),
+    "resnet101_v2": ("ResNet101V2", "resnet_v2", 224, 32, RESNET_BLOCKS),
+    "resnet152_v2": ("ResNet152V2", "resnet_v2", 224, 32, RESNET_BLOCKS),
+    "inception_v3": ("InceptionV3", "inception_v3", 299, 75, INCEPTION_V3_BLOCKS),
+    "inception_resnet_v2": ("InceptionResNetV2", "inception_resnet_v2", 299, 75,
+                            INCEPTION_RESNET_BLOCKS),
+    "xception": ("Xception", "xception", 299, 71, XCEPTION_BLOCKS),
+    "mobilenet": ("MobileNet", "mobilenet", 224, 32, MOBILENET_BLOCKS),
+    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2", 224, 32, MOBILENET_V2_BLOCKS),
+    "mobilenet_v3_small": ("MobileNetV3Small", "mobilenet_v3", 224, 32, MOBILENET_V3_BLOCKS),
+    "mobilenet_v3_large": ("MobileNetV3Large", "mobilenet_v3", 224, 32, MOBILENET_V3_BLOCKS),
+    "densenet121": ("DenseNet121", "densenet", 224, 32, DENSENET_BLOCKS),
+    "densenet169": ("DenseNet169", "densenet", 224, 32, DENSENET_BLOCKS),
+    "densenet201": ("DenseNet201", "densenet", 224, 32, DENSENET_BLOCKS),
+    "nasnet_mobile": ("NASNetMobile", "nasnet", 224, 32, NASNET_BLOCKS),
+    "nasnet_large": ("NASNetLarge", "nasnet", 331, 32, NASNET_BLOCKS),
 }
+REGISTRY.update({
+    f"efficientnet_b{i}": (f"EfficientNetB{i}", "efficientnet", size, 32, EFFICIENTNET_BLOCKS)
+    for i, size in enumerate([224, 240, 260, 300, 380, 456, 528, 600])})
+REGISTRY.update({
+    f"efficientnet_v2_{v.lower()}": (f"EfficientNetV2{v}", "efficientnet_v2", size, 32,
+                                     EFFICIENTNET_BLOCKS)
+    for v, size in [("B0", 224), ("B1", 240), ("B2", 260), ("B3", 300), ("S", 384),
+                    ("M", 480), ("L", 480)]})
+REGISTRY.update({
+    f"convnext_{v.lower()}": (f"ConvNeXt{v}", "convnext", 224, 32, CONVNEXT_BLOCKS)
+    for v in ["Tiny", "Small", "Base", "Large", "XLarge"]})
 
 # NASNet only loads ImageNet weights at its fixed native size; the others are fully
 # convolutional and are built with a (None, None, 3) input, so the 224-pixel weight files
@@ -65,6 +74,10 @@ def native_size(name):
 
 def min_size(name):
     return REGISTRY[name][3]
+
+
+def block_rule(name):
+    return REGISTRY[name][4]
 
 
 def constructor(name):
@@ -129,7 +142,7 @@ def build_backbone(name, weights, image_size, extra=None):
 def describe():
     """One line per backbone: name, native and minimum input size, keras constructor."""
     lines = [f"{'name':<22} {'native':>6} {'min':>4}  keras.applications"]
-    for name, (keras_name, _, native, smallest) in REGISTRY.items():
+    for name, (keras_name, _, native, smallest, _) in REGISTRY.items():
         lines.append(f"{name:<22} {native:>6} {smallest:>4}  {keras_name}")
     return "\n".join(lines)
 

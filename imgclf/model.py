@@ -42,7 +42,7 @@ def class_names(model):
     return model.get_layer("class_names").class_names
 
 
-def feature_extractor(model_name, weights, image_size, extra_args=None):
+def feature_extractor(model_name, weights, image_size, extra_args=None, batchnorm_inference=True):
     """Pixels of any size (0-255) -> the backbone's feature map, backbone frozen and with
     BatchNormalization in inference mode. The same path the full model uses."""
     backbone = backbones.build_backbone(model_name, weights, image_size, extra_args)
@@ -51,19 +51,25 @@ def feature_extractor(model_name, weights, image_size, extra_args=None):
     x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
     x = BackbonePreprocess(model_name, name="preprocess")(x)
     # training=False keeps BatchNormalization in inference mode even once layers are
-    # unfrozen for fine-tuning, so small batches cannot wreck its learned statistics.
-    features = backbone(x, training=False)
+    # unfrozen for fine-tuning, so small batches cannot wreck its learned statistics
+    # (finetune.train_batchnorm: true lets them update, on purpose).
+    features = backbone(x, training=False) if batchnorm_inference else backbone(x)
     return keras.Model(inputs, features, name="feature_extractor")
 
 
-def build_head(feature_shape, class_count, pooling, dense, dropout):
-    """The new classifier on top of the backbone's feature map."""
+def build_head(feature_shape, class_count, pooling, dense, dropout, batchnorm=False,
+               activation="relu"):
+    """The new classifier on the backbone's feature map: pooling, then per hidden layer
+    Dense -> [BatchNormalization] -> activation -> [Dropout], then softmax."""
     inputs = keras.Input(feature_shape, name="features")
     pool = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
             "flatten": keras.layers.Flatten}[pooling]
     x = pool(name="pool")(inputs)
     for i, units in enumerate(dense):
-        x = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(x)
+        x = keras.layers.Dense(units, use_bias=not batchnorm, name=f"dense_{i}")(x)
+        if batchnorm:
+            x = keras.layers.BatchNormalization(name=f"batchnorm_{i}")(x)
+        x = keras.layers.Activation(activation, name=f"{activation}_{i}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
     outputs = keras.layers.Dense(class_count, activation="softmax", dtype="float32",
@@ -80,33 +86,3 @@ def full_model(extractor, head, names):
 
 def backbone_of(model):
     return model.get_layer("backbone")
-
-
-def unfreeze_top(backbone, unfreeze):
-    """Make the top layers of the backbone trainable; returns how many layers that is.
-
-    unfreeze: an integer N (the top N layers, counting every layer but the input, with or
-    without weights, as model.layers[-N:] does), "all", or a layer name (that layer and
-    every layer above it). BatchNormalization layers stay frozen in every case.
-    """
-    from imgclf.errors import UserError
-
-    layers = [layer for layer in backbone.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if unfreeze == "all":
-        count = len(layers)
-    elif isinstance(unfreeze, str):
-        names = [layer.name for layer in layers]
-        if unfreeze not in names:
-            raise UserError(f"params.yaml: finetune.unfreeze is {unfreeze!r}, which is not a "
-                            f"layer of the backbone; its layers are: {', '.join(names)}")
-        count = len(layers) - names.index(unfreeze)
-    else:
-        if unfreeze > len(layers):
-            raise UserError(f"params.yaml: finetune.unfreeze is {unfreeze}; the backbone has "
-                            f"{len(layers)} layers, so use 0 to {len(layers)} or 'all'")
-        count = unfreeze
-    backbone.trainable = count > 0
-    for index, layer in enumerate(layers):
-        trainable = index >= len(layers) - count
-        layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
-    return count

@@ -68,10 +68,20 @@ def weights_value(key, value):
 
 
 def unfreeze_value(key, value):
-    # A layer name is checked against the built backbone by the finetune stage.
+    # Block and layer names are checked against the built backbone by the finetune stage.
     if isinstance(value, str) and value:
         return value
     return integer(0)(key, value)
+
+
+def class_weight_value(key, value):
+    if value in ("none", "balanced"):
+        return value
+    if isinstance(value, dict) and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
+            for w in value.values()):
+        return {str(name): float(w) for name, w in value.items()}
+    _fail(key, value, "none, balanced, or a mapping of class name to a positive weight")
 
 
 def backbones_value(key, value):
@@ -95,6 +105,24 @@ fraction = number(0.0, 1.0)
 batch_size = integer(1, 65536)
 learning_rate = number(0.0, 1.0, low_open=True)
 
+# The training controls shared by the transfer and finetune phases.
+PHASE = {
+    "epochs": integer(0),
+    "batch_size": batch_size,
+    "optimizer": one_of(["adam", "adamw", "sgd", "rmsprop"]),
+    "learning_rate": learning_rate,
+    "momentum": number(0.0, 0.999),
+    "weight_decay": number(0.0, 1.0),
+    "schedule": one_of(["constant", "cosine", "step"]),
+    "warmup_epochs": integer(0),
+    "step_every": integer(1),
+    "step_factor": number(0.0, 1.0, low_open=True),
+    "label_smoothing": number(0.0, 0.5),
+    "clipnorm": number(0.0, 1e6),
+    "patience": integer(0),
+    "reduce_on_plateau": integer(0),
+}
+
 SCHEMA = {
     "model": one_of(list(backbones.REGISTRY)),
     "weights": weights_value,
@@ -116,12 +144,12 @@ SCHEMA = {
         "pooling": one_of(["avg", "max", "flatten"]),
         "dense": list_of(integer(1, 100_000)),
         "dropout": number(0.0, 0.95),
+        "batchnorm": one_of([False, True]),
+        "activation": one_of(["relu", "gelu", "silu", "elu", "selu", "tanh", "leaky_relu"]),
     },
-    "transfer": {"epochs": integer(1), "learning_rate": learning_rate,
-                 "batch_size": batch_size, "patience": integer(0)},
-    "finetune": {"unfreeze": unfreeze_value, "epochs": integer(0),
-                 "learning_rate": learning_rate, "batch_size": batch_size,
-                 "patience": integer(0)},
+    "class_weight": class_weight_value,
+    "transfer": {**PHASE, "epochs": integer(1)},
+    "finetune": {"unfreeze": unfreeze_value, "train_batchnorm": one_of([False, True]), **PHASE},
     "evaluate": {"batch_size": batch_size},
     "backbones": backbones_value,
 }
@@ -154,12 +182,23 @@ def validate(values):
     if abs(total - 1.0) > 1e-6 or split["train"] == 0 or split["val"] == 0:
         raise UserError(f"params.yaml: split.train + split.val + split.test is {total:g}; "
                         "expected 1, with train and val above 0")
+    for phase in ("transfer", "finetune"):
+        _check_schedule(phase, params[phase])
     size = params["image_size"]
     smallest = backbones.min_size(params["model"])
     if size is not None and size < smallest:
         raise UserError(f"params.yaml: image_size is {size}; {params['model']} needs at "
                         f"least {smallest} (or null for its native {backbones.native_size(params['model'])})")
     return params
+
+
+def _check_schedule(name, phase):
+    if phase["warmup_epochs"] and phase["schedule"] == "step":
+        raise UserError(f"params.yaml: {name}.warmup_epochs is {phase['warmup_epochs']} with "
+                        f"{name}.schedule: step; warm-up works with constant or cosine")
+    if phase["reduce_on_plateau"] and (phase["schedule"] != "constant" or phase["warmup_epochs"]):
+        raise UserError(f"params.yaml: {name}.reduce_on_plateau needs {name}.schedule: constant "
+                        f"and {name}.warmup_epochs: 0 (it changes the rate itself)")
 
 
 def load(path="params.yaml"):

@@ -1,5 +1,7 @@
-"""Seeding, compiling and fitting, shared by the transfer and finetune stages."""
+"""Seeding, optimizers and schedules, compiling and fitting, for the transfer and finetune
+stages. A phase is the transfer.* or finetune.* section of params.yaml."""
 import json
+import math
 import os
 import time
 
@@ -15,28 +17,94 @@ def set_seed(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def compile_model(model, learning_rate):
+def learning_rate(phase, steps_per_epoch):
+    """phase.learning_rate with its schedule (constant, cosine or step) and linear warm-up."""
+    rate, schedule = phase["learning_rate"], phase["schedule"]
+    total = max(1, phase["epochs"] * steps_per_epoch)
+    warmup = phase["warmup_epochs"] * steps_per_epoch
+    if schedule == "step":
+        return keras.optimizers.schedules.ExponentialDecay(
+            rate, decay_steps=phase["step_every"] * steps_per_epoch,
+            decay_rate=phase["step_factor"], staircase=True)
+    if schedule == "constant" and not warmup:
+        return rate
+    # Cosine decay to 0 after the warm-up; alpha=1 keeps a constant rate after it instead.
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else rate, decay_steps=max(1, total - warmup),
+        alpha=1.0 if schedule == "constant" else 0.0,
+        warmup_target=rate if warmup else None, warmup_steps=warmup)
+
+
+def optimizer(phase, steps_per_epoch):
+    common = {"learning_rate": learning_rate(phase, steps_per_epoch),
+              "weight_decay": phase["weight_decay"] or None,
+              "clipnorm": phase["clipnorm"] or None}
+    name = phase["optimizer"]
+    if name == "sgd":
+        return keras.optimizers.SGD(momentum=phase["momentum"], **common)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=phase["momentum"], **common)
+    if name == "adamw":
+        return keras.optimizers.AdamW(**{**common, "weight_decay": phase["weight_decay"]})
+    return keras.optimizers.Adam(**common)
+
+
+def compile_model(model, phase, steps_per_epoch):
     # Called again after every change of `trainable`: Keras fixes the trainable set at
     # compile time, so unfreezing without recompiling would train nothing new.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer(phase, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase["label_smoothing"]),
+                  metrics=["accuracy"])
 
 
-def fit(model, train, val, epochs, patience, history_csv, initial_epoch=0):
-    """Train with early stopping on val_loss that restores the best weights; log each epoch
-    to history_csv. Returns flat metrics of the phase for dvc metrics diff."""
+def one_hot(dataset, class_count):
+    """Integer labels -> one-hot, which label smoothing needs."""
+    import tensorflow as tf
+
+    return dataset.map(lambda x, y: (x, tf.one_hot(y, class_count)))
+
+
+def class_weights(setting, class_names, train_labels):
+    """class_weight param -> {class index: weight}, or None. 'balanced' weighs each class by
+    n_samples / (n_classes * its count), as scikit-learn does; a mapping names classes."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from imgclf.errors import UserError
+
+    if setting == "none":
+        return None
+    if setting == "balanced":
+        indices = np.arange(len(class_names))
+        present = np.unique(train_labels)
+        weights = compute_class_weight("balanced", classes=present, y=train_labels)
+        by_class = dict(zip(present.tolist(), weights.tolist()))
+        return {int(i): float(by_class.get(i, 1.0)) for i in indices}
+    unknown = sorted(set(setting) - set(class_names))
+    if unknown:
+        raise UserError(f"params.yaml: class_weight names {', '.join(map(str, unknown))}, which "
+                        f"are not classes; the classes are: {', '.join(class_names)}")
+    return {i: float(setting.get(name, 1.0)) for i, name in enumerate(class_names)}
+
+
+def fit(model, train, val, phase, history_csv, initial_epoch=0, class_weight=None):
+    """Train one phase with early stopping on val_loss that restores the best weights (and
+    reduce-on-plateau if asked); log each epoch to history_csv. Returns flat metrics."""
     os.makedirs(os.path.dirname(history_csv) or ".", exist_ok=True)
     callbacks = [keras.callbacks.CSVLogger(history_csv)]
-    if patience:
+    if phase["patience"]:
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience, restore_best_weights=True))
+            monitor="val_loss", patience=phase["patience"], restore_best_weights=True))
+    if phase["reduce_on_plateau"]:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.2, patience=phase["reduce_on_plateau"], verbose=1))
     start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=initial_epoch + epochs,
+    history = model.fit(train, validation_data=val, epochs=initial_epoch + phase["epochs"],
                         initial_epoch=initial_epoch, callbacks=callbacks, verbose=2,
+                        class_weight=class_weight,
                         shuffle=False)  # tf.data already shuffles, index by index
     seconds = time.perf_counter() - start
     val_loss = history.history["val_loss"]
-    best = int(np.argmin(val_loss)) if patience else len(val_loss) - 1
+    best = int(np.argmin(val_loss)) if phase["patience"] else len(val_loss) - 1
     return {
         "best_val_accuracy": float(history.history["val_accuracy"][best]),
         "best_val_loss": float(val_loss[best]),
@@ -44,6 +112,10 @@ def fit(model, train, val, epochs, patience, history_csv, initial_epoch=0):
         "epochs_run": len(val_loss),
         "seconds": round(seconds, 1),
     }
+
+
+def steps_per_epoch(example_count, batch_size):
+    return math.ceil(example_count / batch_size)
 
 
 def write_json(path, data):

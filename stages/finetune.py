@@ -14,7 +14,9 @@ from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import augmentation, batches, read_classes, read_split
 from imgclf.errors import run_stage
-from imgclf.training import compile_model, fit, read_json, set_seed, write_json
+from imgclf.training import (class_weights, compile_model, fit, one_hot, read_json, set_seed,
+                             write_json)
+from imgclf.unfreeze import top_layer_count, unfreeze_top
 
 PREPARED = "data/prepared"
 HEAD = "models/head.keras"
@@ -27,20 +29,21 @@ HISTORY = "plots/history/finetune.csv"
 
 def assemble(params, head, class_names):
     """The full classifier with the trained head, everything frozen."""
-    extractor = model_lib.feature_extractor(params["model"], params["weights"],
-                                            params_lib.input_size(params),
-                                            params_lib.backbone_args(params))
+    extractor = model_lib.feature_extractor(
+        params["model"], params["weights"], params_lib.input_size(params),
+        params_lib.backbone_args(params),
+        batchnorm_inference=not params["finetune"]["train_batchnorm"])
     return model_lib.full_model(extractor, head, class_names)
 
 
-def finetune(model, train, val, finetune_params, history_csv, initial_epoch):
-    """Unfreeze, recompile, train; returns the phase metrics. With nothing to unfreeze (or
-    no epochs) the transfer model is kept and only measured on val, so the keys stay the same."""
-    unfrozen = model_lib.unfreeze_top(model_lib.backbone_of(model), finetune_params["unfreeze"])
-    compile_model(model, finetune_params["learning_rate"])
-    if unfrozen and finetune_params["epochs"]:
-        metrics = fit(model, train, val, finetune_params["epochs"], finetune_params["patience"],
-                      history_csv, initial_epoch=initial_epoch)
+def finetune(model, train, val, phase, unfrozen, history_csv, initial_epoch, class_weight=None):
+    """Unfreeze the top `unfrozen` backbone layers, recompile, train; returns the phase
+    metrics. With nothing to unfreeze (or no epochs) the transfer model is kept and only
+    measured on val, so the keys stay the same."""
+    unfreeze_top(model_lib.backbone_of(model), unfrozen, phase["train_batchnorm"])
+    compile_model(model, phase, len(train))
+    if unfrozen and phase["epochs"]:
+        metrics = fit(model, train, val, phase, history_csv, initial_epoch, class_weight)
         return {"unfrozen_layers": unfrozen, **metrics}
     with open(history_csv, "w", newline="") as f:  # empty history: the plot has one phase
         csv.writer(f).writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
@@ -52,23 +55,26 @@ def finetune(model, train, val, finetune_params, history_csv, initial_epoch):
 
 def main():
     params = params_lib.load()
+    phase = params["finetune"]
     set_seed(params["seed"])
     class_names = read_classes(PREPARED)
     model = assemble(params, keras.models.load_model(HEAD), class_names)
+    unfrozen = top_layer_count(params["model"], model_lib.backbone_of(model), phase["unfreeze"])
     os.makedirs(os.path.dirname(MODEL), exist_ok=True)
     model.save(TRANSFER_MODEL)  # before fine-tuning, so evaluate can report both phases
-    batch_size = params["finetune"]["batch_size"]
-    augment = augmentation(params["augment"], params["seed"])
 
+    count = len(class_names)
     train_images, train_labels, _ = read_split(PREPARED, "train")
-    train = batches(train_images, train_labels, batch_size, shuffle=True, seed=params["seed"],
-                    augment=augment)
+    train = one_hot(batches(train_images, train_labels, phase["batch_size"], shuffle=True,
+                            seed=params["seed"],
+                            augment=augmentation(params["augment"], params["seed"])), count)
     val_images, val_labels, _ = read_split(PREPARED, "val")
-    val = batches(val_images, val_labels, batch_size)
+    val = one_hot(batches(val_images, val_labels, phase["batch_size"]), count)
 
     os.makedirs(os.path.dirname(HISTORY), exist_ok=True)
-    metrics = finetune(model, train, val, params["finetune"], HISTORY,
-                       initial_epoch=read_json(TRANSFER_METRICS)["epochs_run"])
+    metrics = finetune(model, train, val, phase, unfrozen, HISTORY,
+                       initial_epoch=read_json(TRANSFER_METRICS)["epochs_run"],
+                       class_weight=class_weights(params["class_weight"], class_names, train_labels))
     model.save(MODEL)
     write_json(METRICS, metrics)
     print(f"finetune: {metrics['unfrozen_layers']} backbone layers unfrozen, "

@@ -11,7 +11,8 @@ from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import batches, read_classes
 from imgclf.errors import run_stage
-from imgclf.training import compile_model, fit, set_seed, write_json
+from imgclf.training import (class_weights, compile_model, fit, one_hot, set_seed,
+                             steps_per_epoch, write_json)
 
 FEATURES = "data/features"
 HEAD = "models/head.keras"
@@ -24,15 +25,16 @@ def load_features(split):
             np.load(os.path.join(FEATURES, f"{split}_labels.npy")))
 
 
-def train_head(train, val, class_count, head_params, transfer_params, seed, history_csv):
+def train_head(train, val, class_names, params, history_csv):
     """A head for features shaped like train's, fitted on (features, labels) pairs."""
     (train_x, train_y), (val_x, val_y) = train, val
-    head = model_lib.build_head(train_x.shape[1:], class_count, **head_params)
-    compile_model(head, transfer_params["learning_rate"])
-    size = transfer_params["batch_size"]
-    metrics = fit(head, batches(train_x, train_y, size, shuffle=True, seed=seed),
-                  batches(val_x, val_y, size), transfer_params["epochs"],
-                  transfer_params["patience"], history_csv)
+    phase, count = params["transfer"], len(class_names)
+    head = model_lib.build_head(train_x.shape[1:], count, **params["head"])
+    compile_model(head, phase, steps_per_epoch(len(train_y), phase["batch_size"]))
+    size = phase["batch_size"]
+    metrics = fit(head, one_hot(batches(train_x, train_y, size, shuffle=True, seed=params["seed"]), count),
+                  one_hot(batches(val_x, val_y, size), count), phase, history_csv,
+                  class_weight=class_weights(params["class_weight"], class_names, train_y))
     return head, metrics
 
 
@@ -40,8 +42,8 @@ def main():
     params = params_lib.load()
     set_seed(params["seed"])
     classes = read_classes(FEATURES)
-    head, metrics = train_head(load_features("train"), load_features("val"), len(classes),
-                               params["head"], params["transfer"], params["seed"], HISTORY)
+    head, metrics = train_head(load_features("train"), load_features("val"), classes, params,
+                               HISTORY)
     os.makedirs(os.path.dirname(HEAD), exist_ok=True)
     head.save(HEAD)
     write_json(METRICS, metrics)

@@ -35,7 +35,7 @@ def test_every_backbone_has_an_entry_for_dvc(values):
 
 def test_unknown_key_is_named_with_the_valid_ones(values):
     values["finetune"]["unfrezee"] = 3
-    check_error(values, r"unknown key finetune\.unfrezee; valid keys under finetune: unfreeze, epochs")
+    check_error(values, r"unknown key finetune\.unfrezee; valid keys under finetune: unfreeze, train_batchnorm, epochs")
 
 
 def test_missing_key(values):
@@ -58,6 +58,11 @@ def test_unknown_model_lists_the_valid_names(values):
     ("weights", "missing.h5", r"weights is 'missing\.h5'; expected imagenet, none, or the path"),
     ("image_size", 16, r"image_size is 16; expected an integer from 32"),
     ("finetune.unfreeze", -1, r"finetune\.unfreeze is -1"),
+    ("finetune.optimizer", "adagrad", r"finetune\.optimizer is 'adagrad'; expected one of: adam, adamw, sgd, rmsprop"),
+    ("transfer.schedule", "linear", r"transfer\.schedule is 'linear'; expected one of: constant, cosine, step"),
+    ("class_weight", "auto", r"class_weight is 'auto'; expected none, balanced, or a mapping"),
+    ("class_weight", {"cat": -1}, r"class_weight is \{'cat': -1\}"),
+    ("head.activation", "sigmoidal", r"head\.activation is 'sigmoidal'; expected one of: relu"),
 ])
 def test_bad_values_name_key_and_what_is_allowed(values, key, value, pattern):
     section, _, name = key.rpartition(".")

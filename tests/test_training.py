@@ -1,0 +1,85 @@
+import copy
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from imgclf import params
+from imgclf.errors import UserError
+from imgclf.training import class_weights, compile_model, learning_rate, optimizer
+
+
+@pytest.fixture
+def phase():
+    with open("params.yaml") as f:
+        return copy.deepcopy(params.validate(yaml.safe_load(f))["finetune"])
+
+
+def rate_at(schedule, step):
+    return float(schedule(step)) if callable(schedule) else schedule
+
+
+def test_constant_rate_with_and_without_warmup(phase):
+    phase.update(learning_rate=0.01, schedule="constant", epochs=10, warmup_epochs=0)
+    assert learning_rate(phase, steps_per_epoch=5) == 0.01
+    phase["warmup_epochs"] = 2
+    schedule = learning_rate(phase, steps_per_epoch=5)
+    assert rate_at(schedule, 0) == 0
+    assert rate_at(schedule, 5) == pytest.approx(0.005)
+    assert rate_at(schedule, 10) == pytest.approx(0.01)
+    assert rate_at(schedule, 49) == pytest.approx(0.01)
+
+
+def test_cosine_decays_to_zero_after_warmup(phase):
+    phase.update(learning_rate=0.01, schedule="cosine", epochs=10, warmup_epochs=1)
+    schedule = learning_rate(phase, steps_per_epoch=10)
+    assert rate_at(schedule, 10) == pytest.approx(0.01)
+    assert rate_at(schedule, 55) == pytest.approx(0.005, rel=0.01)
+    assert rate_at(schedule, 100) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_step_decay(phase):
+    phase.update(learning_rate=0.01, schedule="step", step_every=3, step_factor=0.5)
+    schedule = learning_rate(phase, steps_per_epoch=4)
+    assert [rate_at(schedule, s) for s in (0, 11, 12, 24)] == pytest.approx([0.01, 0.01, 0.005, 0.0025])
+
+
+@pytest.mark.parametrize("name, kind", [("adam", keras.optimizers.Adam), ("adamw", keras.optimizers.AdamW),
+                                        ("sgd", keras.optimizers.SGD), ("rmsprop", keras.optimizers.RMSprop)])
+def test_optimizer_choice_and_its_settings(phase, name, kind):
+    phase.update(optimizer=name, weight_decay=0.01, clipnorm=1.0, momentum=0.8)
+    chosen = optimizer(phase, steps_per_epoch=3)
+    assert type(chosen) is kind
+    assert chosen.weight_decay == 0.01 and chosen.clipnorm == 1.0
+    if name in ("sgd", "rmsprop"):
+        assert chosen.momentum == 0.8
+
+
+def test_label_smoothing_reaches_the_loss(phase):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    confident = np.array([[1.0, 0.0]])
+    phase["label_smoothing"] = 0.2
+    compile_model(model, phase, steps_per_epoch=1)
+    assert float(model.loss(confident, np.array([[0.9, 0.1]]))) > float(
+        keras.losses.categorical_crossentropy(confident, np.array([[0.9, 0.1]]))[0])
+
+
+def test_class_weights():
+    labels = np.array([0, 0, 0, 1])
+    assert class_weights("none", ["a", "b"], labels) is None
+    assert class_weights("balanced", ["a", "b"], labels) == pytest.approx({0: 4 / 6, 1: 2.0})
+    assert class_weights({"b": 3}, ["a", "b"], labels) == {0: 1.0, 1: 3.0}
+    with pytest.raises(UserError, match="class_weight names c, which are not classes; the classes are: a, b"):
+        class_weights({"c": 2}, ["a", "b"], labels)
+
+
+def test_schedule_conflicts_are_refused_up_front():
+    with open("params.yaml") as f:
+        values = yaml.safe_load(f)
+    values["finetune"].update(schedule="step", warmup_epochs=2)
+    with pytest.raises(UserError, match="finetune.warmup_epochs is 2 with finetune.schedule: step"):
+        params.validate(copy.deepcopy(values))
+    values["finetune"].update(schedule="cosine", warmup_epochs=0, reduce_on_plateau=2)
+    with pytest.raises(UserError, match="finetune.reduce_on_plateau needs finetune.schedule: constant"):
+        params.validate(values)
