@@ -36,21 +36,28 @@ def assemble(params, head, class_names):
     return model_lib.full_model(extractor, head, class_names)
 
 
-def finetune(model, train, val, phase, unfrozen, history_csv, initial_epoch, class_weight=None):
+def finetune(model, train, val, phase, unfrozen, history_csv, transfer, class_weight=None):
     """Unfreeze the top `unfrozen` backbone layers, recompile, train; returns the phase
-    metrics. With nothing to unfreeze (or no epochs) the transfer model is kept and only
-    measured on val, so the keys stay the same."""
+    metrics. The model ends with the weights that scored the lowest validation loss, the
+    transfer model's included: fine-tuning that only made things worse is undone. With
+    nothing to unfreeze (or no epochs) the transfer model is kept as it is. `transfer` is
+    the transfer phase's metrics: its epochs continue the same epoch axis."""
+    initial_epoch = transfer["epochs_run"]
     unfreeze_top(model_lib.backbone_of(model), unfrozen, phase["train_batchnorm"])
     compile_model(model, phase, len(train))
-    if unfrozen and phase["epochs"]:
-        metrics = fit(model, train, val, phase, history_csv, initial_epoch, class_weight)
-        return {"unfrozen_layers": unfrozen, **metrics}
-    with open(history_csv, "w", newline="") as f:  # empty history: the plot has one phase
-        csv.writer(f).writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
     val_loss, val_accuracy = model.evaluate(val, verbose=0)
-    return {"unfrozen_layers": 0, "best_val_accuracy": float(val_accuracy),
-            "best_val_loss": float(val_loss), "best_epoch": initial_epoch,
-            "epochs_run": 0, "seconds": 0.0}
+    kept = {"best_val_accuracy": float(val_accuracy), "best_val_loss": float(val_loss),
+            "best_epoch": transfer["best_epoch"], "kept_transfer_model": 1}
+    if not (unfrozen and phase["epochs"]):
+        with open(history_csv, "w", newline="") as f:  # empty history: the plot has one phase
+            csv.writer(f).writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
+        return {"unfrozen_layers": 0, **kept, "epochs_run": 0, "seconds": 0.0}
+    transfer_weights = model.get_weights()
+    metrics = fit(model, train, val, phase, history_csv, initial_epoch, class_weight)
+    if metrics["best_val_loss"] >= val_loss:
+        model.set_weights(transfer_weights)
+        return {"unfrozen_layers": unfrozen, **metrics, **kept}
+    return {"unfrozen_layers": unfrozen, **metrics, "kept_transfer_model": 0}
 
 
 def main():
@@ -72,13 +79,14 @@ def main():
     val = one_hot(batches(val_images, val_labels, phase["batch_size"]), count)
 
     os.makedirs(os.path.dirname(HISTORY), exist_ok=True)
-    metrics = finetune(model, train, val, phase, unfrozen, HISTORY,
-                       initial_epoch=read_json(TRANSFER_METRICS)["epochs_run"],
+    metrics = finetune(model, train, val, phase, unfrozen, HISTORY, read_json(TRANSFER_METRICS),
                        class_weight=class_weights(params["class_weight"], class_names, train_labels))
     model.save(MODEL)
     write_json(METRICS, metrics)
+    kept = " (no epoch beat the transfer model on val loss: kept it)" if (
+        metrics["kept_transfer_model"] and metrics["epochs_run"]) else ""
     print(f"finetune: {metrics['unfrozen_layers']} backbone layers unfrozen, "
-          f"{metrics['epochs_run']} epochs, {metrics['seconds']} s -> {MODEL}")
+          f"{metrics['epochs_run']} epochs, {metrics['seconds']} s -> {MODEL}{kept}")
 
 
 if __name__ == "__main__":

@@ -80,3 +80,30 @@ def test_plots_are_written(tmp_path):
     plot_confusion(names, matrix, str(tmp_path / "confusion.png"))
     assert os.path.getsize(tmp_path / "training.png") > 10_000
     assert os.path.getsize(tmp_path / "confusion.png") > 5_000
+
+
+def test_finetune_that_only_hurts_is_undone(tmp_path):
+    import yaml
+
+    from imgclf import params
+    from imgclf.dataset import batches
+    from imgclf.training import one_hot, set_seed
+    from stages.finetune import finetune
+    from tests.test_model import tiny_classifier
+
+    set_seed(0)
+    model = tiny_classifier()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    labels = np.arange(16) % 3
+    train = one_hot(batches(images, labels, 8, shuffle=True), 3)
+    val = one_hot(batches(images[:8], labels[:8], 8), 3)
+    with open("params.yaml") as f:
+        phase = params.validate(yaml.safe_load(f))["finetune"]
+    phase.update(optimizer="sgd", learning_rate=1.0, epochs=2, patience=0)  # destructive
+    before = model.get_weights()
+    metrics = finetune(model, train, val, phase, 20, str(tmp_path / "history.csv"),
+                       {"epochs_run": 4, "best_epoch": 3})
+    assert metrics["kept_transfer_model"] == 1 and metrics["best_epoch"] == 3
+    assert metrics["epochs_run"] == 2 and metrics["unfrozen_layers"] == 20
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
