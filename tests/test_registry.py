@@ -79,3 +79,52 @@ def test_builds_at_minimum_size_and_unfreezes_by_count_name_and_block(name):
         top_layer_count(name, backbone, f"blocks:{len(order) + 1}")
     with pytest.raises(UserError, match=f"neither a block nor a layer of {name}; its blocks are: {order[0]}"):
         top_layer_count(name, backbone, "no_such_layer")
+
+
+FAMILY_REPRESENTATIVES = ["vgg16", "resnet50", "resnet50_v2", "inception_v3", "inception_resnet_v2",
+                          "xception", "mobilenet", "mobilenet_v2", "mobilenet_v3_small",
+                          "densenet121", "nasnet_mobile", "efficientnet_b0", "efficientnet_v2_b0",
+                          "convnext_tiny"]
+
+
+def family(name):
+    module = backbones.REGISTRY[name][1]  # keras.applications module, VGG and ResNet merged
+    return {"vgg19": "vgg16", "resnet": "resnet50"}.get(module, module)
+
+
+def test_every_family_has_a_light_representative():
+    assert {family(name) for name in FAMILY_REPRESENTATIVES if name not in HEAVY} == {
+        family(name) for name in backbones.REGISTRY}
+
+
+@pytest.mark.parametrize("name", FAMILY_REPRESENTATIVES)
+def test_each_family_fine_tunes_with_the_default_unfreeze_and_saves(name, tmp_path):
+    """The finetune stage's path for each family: full model, the default unfreeze
+    (params.yaml), one training step, and a .keras file that predicts the same after loading."""
+    import yaml
+
+    from imgclf import model as model_lib
+    from imgclf import params
+    from imgclf.training import compile_model
+
+    with open("params.yaml") as f:
+        phase = params.validate(yaml.safe_load(f))["finetune"]
+    size = backbones.native_size(name) if name in backbones.FIXED_INPUT else backbones.min_size(name)
+    extractor = model_lib.feature_extractor(name, "none", size)
+    head = model_lib.build_head(extractor.output.shape[1:], 2, "avg", [4], 0.0)
+    model = model_lib.full_model(extractor, head, ["a", "b"])
+    backbone = model_lib.backbone_of(model)
+    unfreeze_top(backbone, top_layer_count(name, backbone, phase["unfreeze"]))
+    compile_model(model, phase, steps_per_epoch=1)
+    images = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype("float32")
+    assert backbone.trainable_weights  # the default unfreeze reaches layers with weights
+    before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    # One class only: with random weights some backbones output ~0 for every image, and
+    # balanced labels would then cancel even the last bias's gradient.
+    model.fit(images, np.eye(2)[[0, 0]], epochs=1, verbose=0)
+    assert any(not np.array_equal(b, keras.ops.convert_to_numpy(w))
+               for b, w in zip(before, model.trainable_weights))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0),
+                               atol=1e-5)
