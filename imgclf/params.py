@@ -131,7 +131,7 @@ SCHEMA = {
     "data": {"dir": text},
     "sample": {"size": integer(8, 1024)},
     "split": {"train": fraction, "val": fraction, "test": fraction},
-    "preprocess": {"size": integer(32, 2048)},
+    "preprocess": {"size": integer(32, 2048), "max_unreadable": fraction},
     "augment": {
         "flip": one_of(["none", "horizontal", "vertical", "horizontal_and_vertical"]),
         "rotation": number(0.0, 0.5),

@@ -1,12 +1,12 @@
 """Seeding, optimizers and schedules, compiling and fitting, for the transfer and finetune
 stages. A phase is the transfer.* or finetune.* section of params.yaml."""
-import json
 import math
-import os
 import time
 
 import keras
 import numpy as np
+
+from imgclf.files import replaced_when_done
 
 
 def set_seed(seed):
@@ -89,7 +89,20 @@ def class_weights(setting, class_names, train_labels):
 def fit(model, train, val, phase, history_csv, initial_epoch=0, class_weight=None):
     """Train one phase with early stopping on val_loss that restores the best weights (and
     reduce-on-plateau if asked); log each epoch to history_csv. Returns flat metrics."""
-    os.makedirs(os.path.dirname(history_csv) or ".", exist_ok=True)
+    with replaced_when_done(history_csv) as tmp:
+        history, seconds = _fit(model, train, val, phase, tmp, initial_epoch, class_weight)
+    val_loss = history.history["val_loss"]
+    best = int(np.argmin(val_loss)) if phase["patience"] else len(val_loss) - 1
+    return {
+        "best_val_accuracy": float(history.history["val_accuracy"][best]),
+        "best_val_loss": float(val_loss[best]),
+        "best_epoch": initial_epoch + best + 1,
+        "epochs_run": len(val_loss),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _fit(model, train, val, phase, history_csv, initial_epoch, class_weight):
     callbacks = [keras.callbacks.CSVLogger(history_csv)]
     if phase["patience"]:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -102,31 +115,8 @@ def fit(model, train, val, phase, history_csv, initial_epoch=0, class_weight=Non
                         initial_epoch=initial_epoch, callbacks=callbacks, verbose=2,
                         class_weight=class_weight,
                         shuffle=False)  # tf.data already shuffles, index by index
-    seconds = time.perf_counter() - start
-    val_loss = history.history["val_loss"]
-    best = int(np.argmin(val_loss)) if phase["patience"] else len(val_loss) - 1
-    return {
-        "best_val_accuracy": float(history.history["val_accuracy"][best]),
-        "best_val_loss": float(val_loss[best]),
-        "best_epoch": initial_epoch + best + 1,
-        "epochs_run": len(val_loss),
-        "seconds": round(seconds, 1),
-    }
+    return history, time.perf_counter() - start
 
 
 def steps_per_epoch(example_count, batch_size):
     return math.ceil(example_count / batch_size)
-
-
-def write_json(path, data):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)

@@ -6,17 +6,15 @@ metrics/per_class.json, and plots/confusion.csv (one row per test image, class n
 DVC's confusion-matrix plot. Without a test split, val is used and metrics.json says so.
 """
 import csv
-import os
 
 import keras
-import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, log_loss, precision_recall_fscore_support
 
 from imgclf import model as model_lib  # registers the model's own layers for loading
 from imgclf import params as params_lib
 from imgclf.dataset import batches, has_split, read_split
 from imgclf.errors import run_stage
-from imgclf.training import write_json
+from imgclf.files import replaced_when_done, write_json
 
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
@@ -50,8 +48,7 @@ def score(probabilities, labels, class_names):
 
 
 def write_predictions(path, files, labels, probabilities, class_names):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with replaced_when_done(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "actual", "predicted", "confidence"])
         for file, label, row in zip(files, labels, probabilities):

@@ -14,7 +14,8 @@ from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import augmentation, batches, read_split
 from imgclf.errors import run_stage
-from imgclf.training import set_seed, write_json
+from imgclf.files import write_json
+from imgclf.training import set_seed
 
 SOURCE = "data/prepared"
 OUTPUT = "data/features"

@@ -14,8 +14,8 @@ from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import augmentation, batches, read_classes, read_split
 from imgclf.errors import run_stage
-from imgclf.training import (class_weights, compile_model, fit, one_hot, read_json, set_seed,
-                             write_json)
+from imgclf.files import read_json, replaced_when_done, write_json
+from imgclf.training import class_weights, compile_model, fit, one_hot, set_seed
 from imgclf.unfreeze import top_layer_count, unfreeze_top
 
 PREPARED = "data/prepared"
@@ -67,8 +67,8 @@ def main():
     class_names = read_classes(PREPARED)
     model = assemble(params, keras.models.load_model(HEAD), class_names)
     unfrozen = top_layer_count(params["model"], model_lib.backbone_of(model), phase["unfreeze"])
-    os.makedirs(os.path.dirname(MODEL), exist_ok=True)
-    model.save(TRANSFER_MODEL)  # before fine-tuning, so evaluate can report both phases
+    with replaced_when_done(TRANSFER_MODEL) as tmp:
+        model.save(tmp)  # before fine-tuning, so evaluate can report both phases
 
     count = len(class_names)
     train_images, train_labels, _ = read_split(PREPARED, "train")
@@ -81,7 +81,8 @@ def main():
     os.makedirs(os.path.dirname(HISTORY), exist_ok=True)
     metrics = finetune(model, train, val, phase, unfrozen, HISTORY, read_json(TRANSFER_METRICS),
                        class_weight=class_weights(params["class_weight"], class_names, train_labels))
-    model.save(MODEL)
+    with replaced_when_done(MODEL) as tmp:
+        model.save(tmp)
     write_json(METRICS, metrics)
     kept = " (no epoch beat the transfer model on val loss: kept it)" if (
         metrics["kept_transfer_model"] and metrics["epochs_run"]) else ""

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from imgclf.errors import run_stage  # noqa: E402
-from imgclf.training import read_json  # noqa: E402
+from imgclf.files import read_json, replaced_when_done  # noqa: E402
 
 HISTORIES = {"transfer": "plots/history/transfer.csv", "finetune": "plots/history/finetune.csv"}
 PHASE_METRICS = {"transfer": "metrics/transfer.json", "finetune": "metrics/finetune.json"}
@@ -45,7 +45,8 @@ def plot_training(histories, phase_metrics, path):
         ax.grid(alpha=0.3)
         ax.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with replaced_when_done(path) as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
 
 
@@ -74,7 +75,8 @@ def plot_confusion(names, matrix, path):
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
     ax.set_title(f"confusion matrix ({matrix.sum()} images, accuracy {accuracy:.3f})")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with replaced_when_done(path) as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
 
 

@@ -6,6 +6,7 @@ own preprocess_input, so changing the backbone never reruns this stage.
 """
 import csv
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -28,17 +29,24 @@ def _decode(path, size):
         return None, f"{type(error).__name__}: {error}".splitlines()[0]
 
 
-def prepare_split(items, folder, size, pool):
+def prepare_split(items, folder, size, pool, seen):
     """Decode items [(path, label)] into folder/images.npy, labels.npy, files.txt, written
-    image by image so memory stays flat. Returns [(path, reason)] of skipped files."""
+    image by image so memory stays flat. An image whose pixels equal one already kept in
+    another split (`seen`: pixel hash -> (folder, path), updated here) is left out, so no
+    test image leaks into training. Returns [(path, reason)] of unreadable and duplicates."""
     os.makedirs(folder, exist_ok=True)
     images = np.lib.format.open_memmap(os.path.join(folder, "images.npy"), mode="w+",
                                        dtype=np.uint8, shape=(len(items), size, size, 3))
-    kept, labels, files, skipped = 0, [], [], []
+    kept, labels, files, unreadable, duplicates = 0, [], [], [], []
     decoded = pool.imap(functools.partial(_decode, size=size), [p for p, _ in items], chunksize=16)
     for (path, label), (pixels, reason) in zip(items, decoded):
         if pixels is None:
-            skipped.append((path, reason))
+            unreadable.append((path, reason))
+            continue
+        digest = hashlib.sha1(pixels.tobytes()).hexdigest()
+        first = seen.setdefault(digest, (folder, path))
+        if first[0] != folder:
+            duplicates.append((path, f"same pixels as {first[1]}: left out"))
             continue
         images[kept] = pixels
         labels.append(label)
@@ -46,7 +54,7 @@ def prepare_split(items, folder, size, pool):
         kept += 1
     images.flush()
     del images
-    if skipped:  # shrink to the images kept (rare: only when files were unreadable)
+    if kept < len(items):  # shrink to the images kept (rare: unreadable files, duplicates)
         full = np.load(os.path.join(folder, "images.npy"), mmap_mode="r")
         np.save(os.path.join(folder, "images.npy.part"), full[:kept])
         del full
@@ -54,15 +62,16 @@ def prepare_split(items, folder, size, pool):
     np.save(os.path.join(folder, "labels.npy"), np.asarray(labels, dtype=np.int32))
     with open(os.path.join(folder, "files.txt"), "w") as f:
         f.write("".join(f"{file}\n" for file in files))
-    return skipped
+    return unreadable, duplicates
 
 
-def prepare(source, output, size, processes=None):
-    """Every split of source into output; class names from train. Returns counts per split."""
+def prepare(source, output, size, max_unreadable=1.0, processes=None):
+    """Every split of source into output; class names from train. Returns counts per split
+    and the unreadable files; more than max_unreadable of them (a fraction) is an error."""
     classes, _ = list_images(os.path.join(source, "train"))
     tmp = output + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    counts, skipped = {}, []
+    counts, unreadable, duplicates, seen = {}, [], [], {}
     # spawn, not fork: the parent may have TensorFlow's threads loaded (params validation).
     with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
         for split in SPLITS:
@@ -74,23 +83,29 @@ def prepare(source, output, size, processes=None):
             if unknown:
                 raise UserError(f"{folder} has classes that train does not: {', '.join(unknown)}")
             items = [(path, classes.index(split_classes[label])) for path, label in items]
-            skipped += prepare_split(items, os.path.join(tmp, split), size, pool)
-            counts[split] = len(items) - sum(1 for p, _ in skipped if p.startswith(folder + os.sep))
+            bad, same = prepare_split(items, os.path.join(tmp, split), size, pool, seen)
+            unreadable, duplicates = unreadable + bad, duplicates + same
+            counts[split] = len(items) - len(bad) - len(same)
     with open(os.path.join(tmp, "classes.json"), "w") as f:
         json.dump(classes, f)
     with open(os.path.join(tmp, "skipped.csv"), "w", newline="") as f:
-        csv.writer(f).writerows([("file", "reason"), *skipped])
+        csv.writer(f).writerows([("file", "reason"), *unreadable, *duplicates])
+    total = sum(counts.values()) + len(unreadable) + len(duplicates)
+    if len(unreadable) > max_unreadable * total:
+        raise UserError(f"{len(unreadable)} of {total} images could not be read, more than "
+                        f"preprocess.max_unreadable ({max_unreadable:g}); they are listed in "
+                        f"{tmp}/skipped.csv")
     shutil.rmtree(output, ignore_errors=True)
     os.replace(tmp, output)
-    return counts, skipped
+    return counts, unreadable + duplicates
 
 
 def main():
     params = params_lib.load()
     size = params["preprocess"]["size"]
-    counts, skipped = prepare(SOURCE, OUTPUT, size)
-    print(f"preprocess: {counts} images at {size}x{size} -> {OUTPUT}/; "
-          f"{len(skipped)} unreadable file(s) skipped (listed in {OUTPUT}/skipped.csv)")
+    counts, skipped = prepare(SOURCE, OUTPUT, size, params["preprocess"]["max_unreadable"])
+    print(f"preprocess: {counts} images at {size}x{size} -> {OUTPUT}/; {len(skipped)} "
+          f"unreadable or duplicate file(s) left out (listed in {OUTPUT}/skipped.csv)")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import batches, read_classes
 from imgclf.errors import run_stage
-from imgclf.training import (class_weights, compile_model, fit, one_hot, set_seed,
-                             steps_per_epoch, write_json)
+from imgclf.files import replaced_when_done, write_json
+from imgclf.training import class_weights, compile_model, fit, one_hot, set_seed, steps_per_epoch
 
 FEATURES = "data/features"
 HEAD = "models/head.keras"
@@ -44,8 +44,8 @@ def main():
     classes = read_classes(FEATURES)
     head, metrics = train_head(load_features("train"), load_features("val"), classes, params,
                                HISTORY)
-    os.makedirs(os.path.dirname(HEAD), exist_ok=True)
-    head.save(HEAD)
+    with replaced_when_done(HEAD) as tmp:
+        head.save(tmp)
     write_json(METRICS, metrics)
     print(f"transfer: best val accuracy {metrics['best_val_accuracy']:.4f} at epoch "
           f"{metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['seconds']} s")

@@ -15,21 +15,26 @@ from tests.conftest import write_images
 
 def test_ratio_split_is_seeded_and_leaves_the_source_alone(image_folder, tmp_path):
     before = sorted(os.walk(image_folder))
-    assert split_folder(image_folder, str(tmp_path / "a"), (0.6, 0.2, 0.2), seed=1) == "ratio"
+    counts, skipped = split_folder(image_folder, str(tmp_path / "a"), (0.6, 0.2, 0.2), seed=1)
+    assert counts == {"train": 18, "val": 6, "test": 6} and skipped == []
     split_folder(image_folder, str(tmp_path / "b"), (0.6, 0.2, 0.2), seed=1)
+    split_folder(image_folder, str(tmp_path / "c"), (0.6, 0.2, 0.2), seed=2)
     for split, per_class in [("train", 6), ("val", 2), ("test", 2)]:
         a = sorted(os.listdir(tmp_path / "a" / split / "cat"))
         assert len(a) == per_class
         assert a == sorted(os.listdir(tmp_path / "b" / split / "cat"))
+    assert sorted(os.listdir(tmp_path / "a" / "test" / "cat")) != sorted(
+        os.listdir(tmp_path / "c" / "test" / "cat"))
     assert sorted(os.walk(image_folder)) == before
 
 
 def test_an_existing_split_is_taken_as_it_is(tmp_path):
     source = tmp_path / "given"
     write_images(str(source / "train"), ["x", "y"], per_class=3)
-    write_images(str(source / "val"), ["x", "y"], per_class=1)
-    assert split_folder(str(source), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0) == "presplit"
-    assert sorted(os.listdir(tmp_path / "out")) == ["train", "val"]
+    write_images(str(source / "val"), ["x", "y"], per_class=1, seed=1)
+    counts, _ = split_folder(str(source), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
+    assert counts == {"train": 6, "val": 2}
+    assert sorted(os.listdir(tmp_path / "out")) == ["skipped.csv", "train", "val"]
     assert len(os.listdir(tmp_path / "out" / "train" / "x")) == 3
 
 
@@ -48,6 +53,9 @@ def test_prepare_decodes_every_split_and_reports_unreadable_files(image_folder, 
     split_folder(image_folder, str(tmp_path / "split"), (0.6, 0.2, 0.2), seed=0)
     (tmp_path / "split" / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n")
     counts, skipped = prepare(str(tmp_path / "split"), str(tmp_path / "prepared"), 24, processes=2)
+    with pytest.raises(UserError, match=r"1 of 31 images could not be read, more than preprocess.max_unreadable \(0.01\)"):
+        prepare(str(tmp_path / "split"), str(tmp_path / "prepared2"), 24, 0.01, processes=2)
+    assert not os.path.exists(tmp_path / "prepared2")
     assert counts == {"train": 18, "val": 6, "test": 6}
     assert [os.path.basename(path) for path, _ in skipped] == ["broken.png"]
     images, labels, files = read_split(str(tmp_path / "prepared"), "train")

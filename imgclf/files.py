@@ -1,0 +1,37 @@
+"""Writing outputs so that an interrupted stage never leaves a file that looks complete."""
+import contextlib
+import json
+import os
+import shutil
+
+
+@contextlib.contextmanager
+def replaced_when_done(path):
+    """Yield a temporary path beside `path` (same extension, so Keras and matplotlib know the
+    format); it becomes `path` only if the block finishes."""
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp{ext}"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True) if os.path.isdir(tmp) else None
+    try:
+        yield tmp
+    except BaseException:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def write_json(path, data):
+    with replaced_when_done(path) as tmp, open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,187 @@
+"""A folder of the odd files real image folders have: each one is used correctly or left out
+with its path and reason, and the folder itself is never changed."""
+import csv
+import hashlib
+import io
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from imgclf.dataset import load_image, read_split
+from imgclf.errors import UserError
+from stages.preprocess import prepare
+from stages.split import split_folder
+
+
+def png_bytes(color, size=(40, 30), mode="RGB"):
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(color, size=(40, 30), mode="RGB"):
+    buffer = io.BytesIO()
+    Image.new(mode, size, color).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def odd_folder(tmp_path):
+    root = tmp_path / "photos"
+    files = {
+        "cat/red.png": png_bytes((255, 0, 0)),
+        "cat/UPPER.JPG": jpeg_bytes((250, 10, 10)),
+        "cat/sub/deeper/nested.png": png_bytes((240, 0, 20)),
+        "cat/photo été 1.png": png_bytes((230, 5, 5)),
+        "cat/cmyk.jpg": jpeg_bytes((0, 255, 255, 0), mode="CMYK"),
+        "cat/.DS_Store": b"\x00\x00\x00\x01Bud1",
+        "cat/empty.jpg": b"",
+        "cat/not_an_image.jpg": b"hello, I am text",
+        "cat/half.jpg": jpeg_bytes((200, 0, 0), size=(200, 200))[:300],
+        "dog/green.png": png_bytes((0, 255, 0)),
+        "dog/sixteen_bit.png": None,  # written below
+        "dog/animated.gif": None,
+        "dog/huge.jpg": jpeg_bytes((0, 200, 0), size=(6000, 4000)),
+        "dog/transparent.png": png_bytes((0, 0, 0, 0), mode="RGBA"),
+        "dog/palette.png": None,
+        "dog/copy_of_red.png": png_bytes((255, 0, 0)),  # same bytes as cat/red.png
+        "dog/bomb.png": None,
+        ".DS_Store": b"\x00",
+    }
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if data is not None:
+            (root / name).write_bytes(data)
+    Image.fromarray(np.full((30, 40), 40000, dtype=np.uint16)).save(root / "dog/sixteen_bit.png")
+    frames = [Image.new("RGB", (30, 30), color) for color in [(0, 255, 0), (255, 0, 255)]]
+    frames[0].save(root / "dog/animated.gif", save_all=True, append_images=frames[1:], duration=100)
+    Image.new("RGB", (30, 30), (0, 250, 0)).convert("P").save(root / "dog/palette.png")
+    # 200 million pixels: over twice PIL's decompression-bomb limit, yet a small file.
+    Image.new("1", (20000, 10000)).save(root / "dog/bomb.png")
+    (root / "empty_class").mkdir()
+    for i in range(4):  # enough in each class for a 50/25/25 split of the usable images
+        (root / f"cat/extra_{i}.png").write_bytes(png_bytes((255, 100 + i, 0)))
+        (root / f"dog/extra_{i}.png").write_bytes(png_bytes((100 + i, 255, 0)))
+    return root
+
+
+def snapshot(folder):
+    """Every file below folder and a hash of its bytes."""
+    result = {}
+    for directory, _, files in os.walk(folder):
+        for file in files:
+            path = os.path.join(directory, file)
+            with open(path, "rb") as f:
+                result[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
+    return result
+
+
+def read_report(path):
+    with open(path, newline="") as f:
+        return {os.path.basename(row["file"]): row["reason"] for row in csv.DictReader(f)}
+
+
+def test_every_odd_file_is_used_or_reported_and_the_folder_is_untouched(odd_folder, tmp_path):
+    before = snapshot(odd_folder)
+    counts, skipped = split_folder(str(odd_folder), str(tmp_path / "split"), (0.5, 0.25, 0.25), seed=0)
+    split_report = read_report(tmp_path / "split" / "skipped.csv")
+    assert split_report == {"empty_class": "empty class folder: left out",
+                            "copy_of_red.png": f"same bytes as {odd_folder}/cat/red.png: left out"}
+    assert not any(name.startswith(".") for name in snapshot(tmp_path / "split"))
+    # A nested image keeps its place below its class folder.
+    assert any(path.endswith(os.path.join("cat", "sub", "deeper", "nested.png"))
+               for path in snapshot(tmp_path / "split"))
+
+    counts, unreadable = prepare(str(tmp_path / "split"), str(tmp_path / "prepared"), 32,
+                                 max_unreadable=0.5, processes=2)
+    reasons = read_report(tmp_path / "prepared" / "skipped.csv")
+    assert set(reasons) == {"empty.jpg", "not_an_image.jpg", "half.jpg", "bomb.png"}
+    assert "DecompressionBomb" in reasons["bomb.png"]
+    assert sum(counts.values()) == 24 - 1 - 4  # image files, less the duplicate and the unreadable
+    used = []
+    for split in counts:
+        images, labels, files = read_split(str(tmp_path / "prepared"), split)
+        used += [(os.path.basename(f), image, label) for f, image, label in zip(files, images, labels)]
+    colour = {name: image.reshape(-1, 3).mean(axis=0) for name, image, _ in used}
+    assert colour["cmyk.jpg"][0] > 200 and colour["cmyk.jpg"][1] < 60  # CMYK (0,1,1,0) is red
+    assert colour["animated.gif"][1] > 200 and colour["animated.gif"][0] < 60  # first frame
+    assert (colour["transparent.png"] > 250).all()  # alpha on white
+    assert colour["sixteen_bit.png"] == pytest.approx([155.6] * 3, abs=1)  # 40000 / 257
+    assert colour["palette.png"][1] > 200
+    assert colour["huge.jpg"][1] > 180
+    assert {"UPPER.JPG", "photo été 1.png", "nested.png"} <= set(colour)
+    assert snapshot(odd_folder) == before
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda root: None, "is not a folder"),
+    (lambda root: (root / "only" ).mkdir(parents=True) or (root / "only/a.png").write_bytes(png_bytes(1)),
+     "1 class folder"),
+    (lambda root: [(root / c).mkdir(parents=True) or (root / c / "a.png").write_bytes(png_bytes(i))
+                   for i, c in enumerate(["x", "y"])], r"class 'x' has 1 image\(s\); split 0.7/0.2/0.1 needs at least 5 per class"),
+])
+def test_unusable_data_stops_before_any_copying(tmp_path, setup, message):
+    root = tmp_path / "data"
+    setup(root)
+    with pytest.raises(UserError, match=message):
+        split_folder(str(root), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_a_class_only_in_val_is_refused(tmp_path):
+    for split, classes in [("train", ["a", "b"]), ("val", ["a", "c"])]:
+        for i, name in enumerate(classes):
+            (tmp_path / "data" / split / name).mkdir(parents=True)
+            (tmp_path / "data" / split / name / "x.png").write_bytes(png_bytes((i, len(split), 0)))
+    with pytest.raises(UserError, match="val/test have classes that train does not: c"):
+        split_folder(str(tmp_path / "data"), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=2000))
+def test_load_image_on_random_bytes_returns_an_image_or_raises(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("bytes") / "x.jpg"
+    path.write_bytes(data)
+    try:
+        pixels = load_image(str(path), 16)
+    except Exception:
+        return
+    assert pixels.shape == (16, 16, 3) and pixels.dtype == np.uint8
+
+
+MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(mode=st.sampled_from(MODES), width=st.integers(1, 300), height=st.integers(1, 300),
+       size=st.integers(1, 64), seed=st.integers(0, 1000), file_format=st.sampled_from(["PNG", "TIFF", "WEBP", "BMP", "GIF", "JPEG"]))
+def test_load_image_on_random_valid_images(tmp_path_factory, mode, width, height, size, seed, file_format):
+    rng = np.random.default_rng(seed)
+    image = Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).convert(mode)
+    path = tmp_path_factory.mktemp("img") / f"x.{file_format.lower()}"
+    try:
+        image.save(path, format=file_format)
+    except (OSError, ValueError, KeyError):
+        return  # this format cannot store this mode: nothing to test
+    pixels = load_image(str(path), size)
+    assert pixels.shape == (size, size, 3) and pixels.dtype == np.uint8
+
+
+def test_same_pixels_in_train_and_test_are_kept_in_train_only(tmp_path):
+    source = tmp_path / "given"
+    for split in ("train", "test", "val"):
+        for i, name in enumerate(["a", "b"]):
+            (source / split / name).mkdir(parents=True)
+            (source / split / name / "own.png").write_bytes(png_bytes((i * 90, 30, len(split) * 20)))
+    image = Image.new("RGB", (20, 20), (1, 2, 3))
+    image.save(source / "train" / "a" / "photo.png")
+    image.save(source / "test" / "b" / "photo.bmp")  # other bytes, same pixels
+    split_folder(str(source), str(tmp_path / "split"), (0.7, 0.2, 0.1), seed=0)
+    counts, skipped = prepare(str(tmp_path / "split"), str(tmp_path / "prepared"), 16, processes=1)
+    assert counts == {"train": 3, "val": 2, "test": 2}
+    assert [(os.path.basename(path), reason.split(" as ")[0]) for path, reason in skipped] == [
+        ("photo.bmp", "same pixels")]
