@@ -46,6 +46,14 @@ def load_image(path, size):
         return np.asarray(image, dtype=np.uint8)
 
 
+def try_load_image(path, size):
+    """(pixels, None), or (None, the reason) for a file that cannot be read: reported, not fatal."""
+    try:
+        return load_image(path, size), None
+    except Exception as error:  # whatever Pillow raises for this file
+        return None, f"{type(error).__name__}: {error}".splitlines()[0]
+
+
 def read_split(prepared_dir, split):
     """A prepared split: images (memory-mapped, not loaded), labels, file names."""
     folder = os.path.join(prepared_dir, split)

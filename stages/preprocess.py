@@ -15,18 +15,11 @@ import multiprocessing
 import numpy as np
 
 from imgclf import params as params_lib
-from imgclf.dataset import SPLITS, list_images, load_image
+from imgclf.dataset import SPLITS, list_images, try_load_image
 from imgclf.errors import UserError, run_stage
 
 SOURCE = "data/split"
 OUTPUT = "data/prepared"
-
-
-def _decode(path, size):
-    try:
-        return load_image(path, size), None
-    except Exception as error:  # any file PIL cannot read is reported, not fatal
-        return None, f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 def prepare_split(items, folder, size, pool, seen):
@@ -38,7 +31,7 @@ def prepare_split(items, folder, size, pool, seen):
     images = np.lib.format.open_memmap(os.path.join(folder, "images.npy"), mode="w+",
                                        dtype=np.uint8, shape=(len(items), size, size, 3))
     kept, labels, files, unreadable, duplicates = 0, [], [], [], []
-    decoded = pool.imap(functools.partial(_decode, size=size), [p for p, _ in items], chunksize=16)
+    decoded = pool.imap(functools.partial(try_load_image, size=size), [p for p, _ in items], chunksize=16)
     for (path, label), (pixels, reason) in zip(items, decoded):
         if pixels is None:
             unreadable.append((path, reason))

@@ -1,5 +1,6 @@
 """End to end: real `dvc repro` and `dvc exp run` in a temporary git repository, on a slice
 of the digits sample, with the real ImageNet weights from ../shared."""
+import csv
 import json
 import os
 import re
@@ -48,6 +49,14 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
     assert metrics["accuracy"] >= 0.6, metrics
     for plot in ("training.png", "confusion.png"):
         assert (repo / "plots" / plot).stat().st_size > 5_000
+    # The prediction command, from the model file alone, agrees with evaluate image by image.
+    run(repo, "python", "-m", "imgclf.predict", "data/split/test", "-k", "1", "-o", "new.csv")
+    with open(repo / "new.csv", newline="") as f:
+        predicted = {row["file"]: row["class_1"] for row in csv.DictReader(f)}
+    with open(repo / "plots" / "confusion.csv", newline="") as f:
+        evaluated = {row["file"]: row["predicted"] for row in csv.DictReader(f)}
+    assert predicted == evaluated and len(predicted) == 40
+    os.remove(repo / "new.csv")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline")
 

@@ -1,0 +1,122 @@
+"""Top-k classes of new images with models/model.keras alone (its preprocessing is inside).
+
+    python -m imgclf.predict photo.jpg                     # one image, a table on stdout
+    python -m imgclf.predict a.jpg b.png folder/ -k 3      # several, folders recursively
+    python -m imgclf.predict folder/ -o predictions.csv    # or .json
+
+Images are decoded on all cores and predicted in batches; a file that cannot be read gets
+its reason in the output instead of predictions, and the others go on.
+"""
+import argparse
+import csv
+import functools
+import json
+import multiprocessing
+import os
+import sys
+
+import numpy as np
+import yaml
+
+from imgclf.dataset import IMAGE_EXTENSIONS, try_load_image
+
+
+def image_paths(paths):
+    """Files as given; folders walked recursively for image files, hidden ones skipped."""
+    for path in paths:
+        if not os.path.isdir(path):
+            yield path
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for file in sorted(files):
+                if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
+                    yield os.path.join(root, file)
+
+
+def load_size(model, params_path="params.yaml"):
+    """Decode at the size the pipeline stored images at (preprocess.size), as evaluate saw
+    them; outside the project, at the model's own input size."""
+    if os.path.exists(params_path):
+        with open(params_path) as f:
+            return yaml.safe_load(f)["preprocess"]["size"]
+    return model.get_layer("resize").height
+
+
+def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None):
+    """One dict per file: file, and either predictions [(class, probability)] or error."""
+    from imgclf.model import class_names
+
+    names = class_names(model)
+    size = size or model.get_layer("resize").height
+    paths = list(paths)
+    rows = []
+    with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
+        decoded = pool.imap(functools.partial(try_load_image, size=size), paths, chunksize=16)
+        batch = []
+        for path, (pixels, reason) in zip(paths, decoded):
+            if pixels is None:
+                rows.append({"file": path, "error": reason})
+                continue
+            batch.append((path, pixels, len(rows)))
+            rows.append(None)
+            if len(batch) == batch_size:
+                _predict_batch(model, batch, names, top_k, rows)
+                batch = []
+        if batch:
+            _predict_batch(model, batch, names, top_k, rows)
+    return rows
+
+
+def _predict_batch(model, batch, names, top_k, rows):
+    probabilities = model.predict(np.stack([pixels for _, pixels, _ in batch]).astype("float32"),
+                                  verbose=0)
+    for (path, _, row), probs in zip(batch, probabilities):
+        best = np.argsort(probs)[::-1][:top_k]
+        rows[row] = {"file": path, "predictions": [(names[i], float(probs[i])) for i in best]}
+
+
+def write_rows(rows, output, top_k):
+    if output.endswith(".json"):
+        with open(output, "w") as f:
+            json.dump([{**row, "predictions": [{"class": c, "probability": p} for c, p in
+                                               row.get("predictions", [])]} for row in rows], f, indent=1)
+        return
+    with open(output, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", *[f"{kind}_{i}" for i in range(1, top_k + 1)
+                                   for kind in ("class", "probability")], "error"])
+        for row in rows:
+            cells = [value for pair in row.get("predictions", []) for value in (pair[0], f"{pair[1]:.4f}")]
+            writer.writerow([row["file"], *cells, *[""] * (2 * top_k - len(cells)), row.get("error", "")])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", help="image files and folders")
+    parser.add_argument("-m", "--model", default="models/model.keras")
+    parser.add_argument("-k", "--top-k", type=int, default=3)
+    parser.add_argument("-o", "--output", help="a .csv or .json file (default: a table on stdout)")
+    parser.add_argument("-b", "--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    if not os.path.exists(args.model):
+        sys.exit(f"error: {args.model} not found; run dvc repro first, or pass --model")
+    import keras
+
+    import imgclf.model  # noqa: F401  (registers the model's own layers)
+
+    model = keras.models.load_model(args.model)
+    rows = predict(model, image_paths(args.paths), args.top_k, args.batch_size, load_size(model))
+    if args.output:
+        write_rows(rows, args.output, args.top_k)
+    else:
+        for row in rows:
+            result = "  ".join(f"{c} {p:.3f}" for c, p in row.get("predictions", []))
+            print(f"{row['file']}\t{result or 'error: ' + row['error']}")
+    errors = sum(1 for row in rows if "error" in row)
+    print(f"predict: {len(rows) - errors} image(s) classified, {errors} unreadable"
+          + (f" -> {args.output}" if args.output else ""), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
