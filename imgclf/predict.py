@@ -18,7 +18,10 @@ import sys
 import numpy as np
 import yaml
 
+from tqdm import tqdm
+
 from imgclf.dataset import IMAGE_EXTENSIONS, try_load_image
+from imgclf.errors import interactive
 
 
 def image_paths(paths):
@@ -54,7 +57,8 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None):
     with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
         decoded = pool.imap(functools.partial(try_load_image, size=size), paths, chunksize=16)
         batch = []
-        for path, (pixels, reason) in zip(paths, decoded):
+        progress = tqdm(decoded, total=len(paths), unit="img", disable=not interactive())
+        for path, (pixels, reason) in zip(paths, progress):
             if pixels is None:
                 rows.append({"file": path, "error": reason})
                 continue

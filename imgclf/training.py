@@ -6,6 +6,7 @@ import time
 import keras
 import numpy as np
 
+from imgclf.errors import interactive
 from imgclf.files import replaced_when_done
 
 
@@ -112,7 +113,8 @@ def _fit(model, train, val, phase, history_csv, initial_epoch, class_weight):
             monitor="val_loss", factor=0.2, patience=phase["reduce_on_plateau"], verbose=1))
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=initial_epoch + phase["epochs"],
-                        initial_epoch=initial_epoch, callbacks=callbacks, verbose=2,
+                        initial_epoch=initial_epoch, callbacks=callbacks,
+                        verbose=1 if interactive() else 2,  # a bar, or a line per epoch
                         class_weight=class_weight,
                         shuffle=False)  # tf.data already shuffles, index by index
     return history, time.perf_counter() - start

@@ -75,9 +75,9 @@ def main():
                          "evaluated_on_val": int(split == "val")})
     write_json(PER_CLASS, report)
     write_predictions(PREDICTIONS, files, labels, probabilities, class_names)
-    print(f"evaluate: {split} accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1']:.4f} "
-          f"over {metrics['n_test']} images (before fine-tuning: "
-          f"{transfer_metrics['accuracy']:.4f}, {transfer_metrics['f1']:.4f})")
+    return (f"evaluate: {split} accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1']:.4f} "
+            f"over {metrics['n_test']} images (before fine-tuning: "
+            f"{transfer_metrics['accuracy']:.4f}, {transfer_metrics['f1']:.4f})")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,12 @@ import shutil
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import augmentation, batches, read_split
-from imgclf.errors import run_stage
+from imgclf.errors import interactive, run_stage
 from imgclf.files import write_json
 from imgclf.training import set_seed
 
@@ -29,13 +30,16 @@ def extract(extractor, images, labels, batch_size, views, path, augment=None):
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16,
                                     shape=(len(labels) * views, *shape))
     row = 0
+    progress = tqdm(total=len(labels) * views, desc="features", unit="img", disable=not interactive())
     for view in range(views):
         dataset = batches(images, labels, batch_size, augment=augment if view else None)
         for x, _ in dataset:
+            progress.update(len(x))
             features = extractor(x, training=False).numpy()
             out[row:row + len(features)] = features
             row += len(features)
     out.flush()
+    progress.close()
     return np.tile(np.asarray(labels), views)
 
 
@@ -51,18 +55,21 @@ def main():
     tmp = OUTPUT + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
+    counts = {}
     for split, count in views.items():
         images, labels, _ = read_split(SOURCE, split)
         out_labels = extract(extractor, images, labels, params["features"]["batch_size"],
                              count, os.path.join(tmp, f"{split}.npy"), augment)
         np.save(os.path.join(tmp, f"{split}_labels.npy"), out_labels.astype(np.int32))
-        print(f"features: {split}: {len(out_labels)} x {extractor.output.shape[1:]} "
-              f"({count} view(s))")
+        counts[split] = len(out_labels)
     # The class names travel with the features, so transfer needs nothing else.
     shutil.copy(os.path.join(SOURCE, "classes.json"), tmp)
     shutil.rmtree(OUTPUT, ignore_errors=True)
     os.replace(tmp, OUTPUT)
     write_json(METRICS, {"seconds": round(time.perf_counter() - start, 1)})
+    shape = tuple(np.load(os.path.join(OUTPUT, "val.npy"), mmap_mode="r").shape[1:])
+    return (f"features: {params['model']} feature maps {shape} of {counts} images "
+            f"({views['train'] - 1} augmented view(s) of train) -> {OUTPUT}/")
 
 
 if __name__ == "__main__":

@@ -86,8 +86,8 @@ def main():
     write_json(METRICS, metrics)
     kept = " (no epoch beat the transfer model on val loss: kept it)" if (
         metrics["kept_transfer_model"] and metrics["epochs_run"]) else ""
-    print(f"finetune: {metrics['unfrozen_layers']} backbone layers unfrozen, "
-          f"{metrics['epochs_run']} epochs, {metrics['seconds']} s -> {MODEL}{kept}")
+    return (f"finetune: {metrics['unfrozen_layers']} backbone layers unfrozen, "
+            f"{metrics['epochs_run']} epochs (training {metrics['seconds']} s) -> {MODEL}{kept}")
 
 
 if __name__ == "__main__":

@@ -1,21 +1,26 @@
-"""plot: PNG plots readable offline: training curves of both phases on one epoch axis with
-the phase boundary and restored epochs marked, and the confusion matrix."""
+"""plot: PNG plots and one HTML report, all readable offline: training curves of both
+phases on one epoch axis, confusion matrices (counts and row-normalised), per-class scores,
+the most confident mistakes, and Grad-CAM heat maps over a few test images per class."""
 import csv
 
-import matplotlib
+from imgclf import charts
+from imgclf import params as params_lib
+from imgclf.dataset import has_split, read_classes, read_split
+from imgclf.errors import run_stage
+from imgclf.files import read_json, replaced_when_done
+from imgclf.report import html_report
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from imgclf.errors import run_stage  # noqa: E402
-from imgclf.files import read_json, replaced_when_done  # noqa: E402
-
+PREPARED = "data/prepared"
+MODEL = "models/model.keras"
 HISTORIES = {"transfer": "plots/history/transfer.csv", "finetune": "plots/history/finetune.csv"}
-PHASE_METRICS = {"transfer": "metrics/transfer.json", "finetune": "metrics/finetune.json"}
+METRICS = {"test": "metrics/metrics.json", "features": "metrics/features.json",
+           "transfer": "metrics/transfer.json", "finetune": "metrics/finetune.json"}
+PER_CLASS = "metrics/per_class.json"
 PREDICTIONS = "plots/confusion.csv"
-TRAINING_PNG = "plots/training.png"
-CONFUSION_PNG = "plots/confusion.png"
+PNGS = {"training curves": "plots/training.png", "confusion matrix": "plots/confusion.png",
+        "per-class scores": "plots/per_class.png", "most confident mistakes": "plots/mistakes.png",
+        "Grad-CAM": "plots/gradcam.png"}
+REPORT = "plots/report.html"
 
 
 def read_rows(path):
@@ -23,69 +28,58 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
-def plot_training(histories, phase_metrics, path):
-    """Accuracy and loss, train and val, per epoch (1-based, continuing across phases)."""
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, metric in zip(axes, ["accuracy", "loss"]):
-        for phase, rows in histories.items():
-            if not rows:
-                continue
-            epochs = [int(r["epoch"]) + 1 for r in rows]
-            ax.plot(epochs, [float(r[metric]) for r in rows], "-", label=f"{phase} train")
-            ax.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "--", label=f"{phase} val")
-            best = phase_metrics[phase].get("best_epoch")
-            if best and phase_metrics[phase].get("epochs_run"):
-                ax.axvline(best, color="gray", linestyle=":", linewidth=1)
-        transfer_epochs = len(histories["transfer"])
-        if histories["finetune"]:
-            ax.axvline(transfer_epochs + 0.5, color="black", linewidth=1)
-            ax.text(transfer_epochs + 0.6, ax.get_ylim()[1], " fine-tuning", va="top")
-        ax.set_xlabel("epoch (dotted: best epoch restored)")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    figure.tight_layout()
-    with replaced_when_done(path) as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
+def confident_mistakes(rows, count):
+    wrong = [row for row in rows if row["actual"] != row["predicted"]]
+    return sorted(wrong, key=lambda row: -float(row["confidence"]))[:count]
 
 
-def confusion(rows):
-    """Class names and the count matrix, rows = actual, columns = predicted."""
-    names = sorted({r["actual"] for r in rows} | {r["predicted"] for r in rows})
-    index = {name: i for i, name in enumerate(names)}
-    matrix = np.zeros((len(names), len(names)), dtype=int)
-    for r in rows:
-        matrix[index[r["actual"]], index[r["predicted"]]] += 1
-    return names, matrix
+def examples_per_class(rows, per_class, max_images):
+    """The first `per_class` rows of each class, at most max_images in all."""
+    chosen, seen = [], {}
+    for row in rows:
+        if seen.get(row["actual"], 0) < per_class and len(chosen) < max_images:
+            chosen.append(row)
+            seen[row["actual"]] = seen.get(row["actual"], 0) + 1
+    return chosen
 
 
-def plot_confusion(names, matrix, path):
-    size = max(5, 0.45 * len(names) + 2)
-    figure, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(names)), names, rotation=90)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    if len(names) <= 30:
-        for i, j in np.ndindex(matrix.shape):
-            color = "white" if matrix[i, j] > matrix.max() / 2 else "black"
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color, fontsize=8)
-    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    ax.set_title(f"confusion matrix ({matrix.sum()} images, accuracy {accuracy:.3f})")
-    figure.tight_layout()
-    with replaced_when_done(path) as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
+def plot_examples(rows, images_by_file, class_names, model):
+    import keras  # noqa: F401  (the model is loaded by the caller)
+
+    from imgclf.gradcam import heat_maps
+
+    mistakes = confident_mistakes(rows, 18)
+    charts.image_grid([images_by_file(r["file"]) for r in mistakes],
+                      [f"true {r['actual']}\npredicted {r['predicted']} ({float(r['confidence']):.2f})"
+                       for r in mistakes], PNGS["most confident mistakes"],
+                      f"most confident mistakes ({len(mistakes)} shown)")
+    chosen = examples_per_class(rows, 2, 24)
+    images = [images_by_file(r["file"]) for r in chosen]
+    maps = heat_maps(model, images, [class_names.index(r["predicted"]) for r in chosen])
+    charts.image_grid(images, [f"{r['actual']} -> {r['predicted']}" for r in chosen],
+                      PNGS["Grad-CAM"], "Grad-CAM of the predicted class (last spatial layer)",
+                      overlays=maps)
 
 
 def main():
-    histories = {phase: read_rows(path) for phase, path in HISTORIES.items()}
-    plot_training(histories, {p: read_json(path) for p, path in PHASE_METRICS.items()},
-                  TRAINING_PNG)
-    plot_confusion(*confusion(read_rows(PREDICTIONS)), CONFUSION_PNG)
-    print(f"plot: wrote {TRAINING_PNG} and {CONFUSION_PNG}")
+    import keras
+
+    import imgclf.model  # noqa: F401  (registers the model's own layers)
+
+    params = params_lib.load()
+    class_names = read_classes(PREPARED)
+    charts.training({phase: read_rows(path) for phase, path in HISTORIES.items()},
+                    {phase: read_json(METRICS[phase]) for phase in HISTORIES}, PNGS["training curves"])
+    rows = read_rows(PREDICTIONS)
+    charts.confusion_matrices(class_names, charts.confusion(rows, class_names),
+                              PNGS["confusion matrix"])
+    charts.per_class(read_json(PER_CLASS), class_names, PNGS["per-class scores"])
+    images, _, files = read_split(PREPARED, "test" if has_split(PREPARED, "test") else "val")
+    index = {file: i for i, file in enumerate(files)}
+    plot_examples(rows, lambda file: images[index[file]], class_names, keras.models.load_model(MODEL))
+    with replaced_when_done(REPORT) as tmp, open(tmp, "w") as f:
+        f.write(html_report({name: read_json(path) for name, path in METRICS.items()}, params, PNGS))
+    return f"plot: {len(PNGS)} plots in plots/ and {REPORT}"
 
 
 if __name__ == "__main__":

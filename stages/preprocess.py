@@ -13,10 +13,11 @@ import shutil
 import multiprocessing
 
 import numpy as np
+from tqdm import tqdm
 
 from imgclf import params as params_lib
 from imgclf.dataset import SPLITS, list_images, try_load_image
-from imgclf.errors import UserError, run_stage
+from imgclf.errors import UserError, interactive, run_stage
 
 SOURCE = "data/split"
 OUTPUT = "data/prepared"
@@ -32,7 +33,9 @@ def prepare_split(items, folder, size, pool, seen):
                                        dtype=np.uint8, shape=(len(items), size, size, 3))
     kept, labels, files, unreadable, duplicates = 0, [], [], [], []
     decoded = pool.imap(functools.partial(try_load_image, size=size), [p for p, _ in items], chunksize=16)
-    for (path, label), (pixels, reason) in zip(items, decoded):
+    progress = tqdm(decoded, total=len(items), desc=os.path.basename(folder), unit="img",
+                    disable=not interactive())
+    for (path, label), (pixels, reason) in zip(items, progress):
         if pixels is None:
             unreadable.append((path, reason))
             continue
@@ -97,8 +100,8 @@ def main():
     params = params_lib.load()
     size = params["preprocess"]["size"]
     counts, skipped = prepare(SOURCE, OUTPUT, size, params["preprocess"]["max_unreadable"])
-    print(f"preprocess: {counts} images at {size}x{size} -> {OUTPUT}/; {len(skipped)} "
-          f"unreadable or duplicate file(s) left out (listed in {OUTPUT}/skipped.csv)")
+    return (f"preprocess: {counts} images at {size}x{size} -> {OUTPUT}/; {len(skipped)} "
+            f"unreadable or duplicate file(s) left out (listed in {OUTPUT}/skipped.csv)")
 
 
 if __name__ == "__main__":

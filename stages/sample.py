@@ -32,7 +32,7 @@ def write_digits(output, size):
 def main():
     params = params_lib.load()
     count = write_digits(OUTPUT, params["sample"]["size"])
-    print(f"sample: wrote {count} digit images to {OUTPUT}/")
+    return f"sample: wrote {count} digit images to {OUTPUT}/"
 
 
 if __name__ == "__main__":

@@ -144,8 +144,8 @@ def main():
     ratios = (split["train"], split["val"], split["test"]) if split["test"] else (
         split["train"], split["val"])
     counts, skipped = split_folder(params["data"]["dir"], OUTPUT, ratios, params["seed"])
-    print(f"split: {params['data']['dir']} -> {OUTPUT}/: {counts}; {len(skipped)} left out "
-          f"(empty class folders, duplicate files: listed in {OUTPUT}/skipped.csv)")
+    return (f"split: {params['data']['dir']} -> {OUTPUT}/: {counts}; {len(skipped)} left out "
+            f"(empty class folders, duplicate files: listed in {OUTPUT}/skipped.csv)")
 
 
 if __name__ == "__main__":

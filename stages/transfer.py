@@ -47,8 +47,8 @@ def main():
     with replaced_when_done(HEAD) as tmp:
         head.save(tmp)
     write_json(METRICS, metrics)
-    print(f"transfer: best val accuracy {metrics['best_val_accuracy']:.4f} at epoch "
-          f"{metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['seconds']} s")
+    return (f"transfer: best val accuracy {metrics['best_val_accuracy']:.4f} at epoch "
+            f"{metrics['best_epoch']} of {metrics['epochs_run']} (training {metrics['seconds']} s)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import pytest
 from imgclf.dataset import read_classes, read_split
 from imgclf.errors import UserError
 from stages.evaluate import score
-from stages.plot import confusion, plot_confusion, plot_training
+from imgclf import charts
+from imgclf.report import html_report
+from stages.plot import confident_mistakes, examples_per_class
 from stages.preprocess import prepare
 from stages.split import split_folder
 from tests.conftest import write_images
@@ -81,13 +83,48 @@ def test_plots_are_written(tmp_path):
              "val_loss": "0.9"} for e in range(3)]
     histories = {"transfer": rows, "finetune": [{**r, "epoch": str(3 + i)} for i, r in enumerate(rows)]}
     phases = {"transfer": {"best_epoch": 2, "epochs_run": 3}, "finetune": {"best_epoch": 5, "epochs_run": 3}}
-    plot_training(histories, phases, str(tmp_path / "training.png"))
-    names, matrix = confusion([{"actual": "a", "predicted": "b"}, {"actual": "a", "predicted": "a"},
-                               {"actual": "b", "predicted": "b"}])
-    assert names == ["a", "b"] and matrix.tolist() == [[1, 1], [0, 1]]
-    plot_confusion(names, matrix, str(tmp_path / "confusion.png"))
-    assert os.path.getsize(tmp_path / "training.png") > 10_000
-    assert os.path.getsize(tmp_path / "confusion.png") > 5_000
+    charts.training(histories, phases, str(tmp_path / "training.png"))
+    matrix = charts.confusion([{"actual": "b", "predicted": "a"}, {"actual": "a", "predicted": "a"},
+                               {"actual": "b", "predicted": "b"}], ["b", "a"])
+    assert matrix.tolist() == [[1, 1], [0, 1]]  # rows actual, columns predicted, in class order
+    charts.confusion_matrices(["b", "a"], matrix, str(tmp_path / "confusion.png"))
+    many = [str(i) for i in range(100)]  # readable up to 100 classes: it still draws
+    charts.confusion_matrices(many, np.eye(100, dtype=int), str(tmp_path / "confusion100.png"))
+    report = {"a": {"precision": 1, "recall": 0.5, "f1-score": 0.67},
+              "b": {"precision": 0.5, "recall": 1, "f1-score": 0.6}}
+    charts.per_class(report, ["a", "b"], str(tmp_path / "per_class.png"))
+    for name in ("training", "confusion", "confusion100", "per_class"):
+        assert os.path.getsize(tmp_path / f"{name}.png") > 5_000
+
+
+def test_mistakes_are_the_most_confident_wrong_ones():
+    rows = [{"actual": "a", "predicted": "b", "confidence": "0.6"},
+            {"actual": "a", "predicted": "a", "confidence": "0.99"},
+            {"actual": "b", "predicted": "a", "confidence": "0.9"}]
+    assert [r["confidence"] for r in confident_mistakes(rows, 5)] == ["0.9", "0.6"]
+    assert examples_per_class(rows, 1, 10) == [rows[0], rows[2]]
+
+
+def test_gradcam_gives_one_normalised_map_per_image_at_the_last_spatial_layer():
+    from imgclf.gradcam import heat_maps, last_spatial_layer
+    from tests.test_model import tiny_classifier
+
+    model = tiny_classifier(size=64)
+    backbone = model.get_layer("backbone")
+    assert last_spatial_layer(backbone) == "out_relu"  # MobileNetV2's last feature map
+    images = np.random.default_rng(0).uniform(0, 255, (3, 50, 70, 3)).astype("float32")
+    maps = heat_maps(model, images, [0, 1, 2])
+    assert maps.shape == (3, 2, 2)  # 64 px in, stride 32
+    assert np.all((maps >= 0) & (maps <= 1)) and np.isfinite(maps).all()
+
+
+def test_report_is_one_self_contained_page(tmp_path):
+    png = tmp_path / "x.png"
+    charts.per_class({"a": {"precision": 1, "recall": 1, "f1-score": 1}}, ["a"], str(png))
+    page = html_report({"test": {"accuracy": 0.93456}}, {"model": "vgg16", "head": {"dense": [256]}},
+                       {"scores": str(png)})
+    assert "data:image/png;base64," in page and "0.9346" in page and "head.dense" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
 
 
 def test_finetune_that_only_hurts_is_undone(tmp_path):

@@ -1,0 +1,110 @@
+"""Matplotlib figures of a run, saved as PNG files that open without internet."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from imgclf.files import replaced_when_done  # noqa: E402
+
+
+def save(figure, path):
+    figure.tight_layout()
+    with replaced_when_done(path) as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+
+
+def training(histories, phase_metrics, path):
+    """Accuracy and loss, train and val, per epoch (1-based, continuing across phases), the
+    phase boundary and each phase's restored epoch marked."""
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, metric in zip(axes, ["accuracy", "loss"]):
+        for phase, rows in histories.items():
+            if not rows:
+                continue
+            epochs = [int(r["epoch"]) + 1 for r in rows]
+            ax.plot(epochs, [float(r[metric]) for r in rows], "-", label=f"{phase} train")
+            ax.plot(epochs, [float(r[f"val_{metric}"]) for r in rows], "--", label=f"{phase} val")
+            best = phase_metrics[phase].get("best_epoch")
+            if best and phase_metrics[phase].get("epochs_run"):
+                ax.axvline(best, color="gray", linestyle=":", linewidth=1)
+        transfer_epochs = len(histories["transfer"])
+        if histories["finetune"]:
+            ax.axvline(transfer_epochs + 0.5, color="black", linewidth=1)
+            ax.text(transfer_epochs + 0.6, ax.get_ylim()[1], " fine-tuning", va="top")
+        ax.set_xlabel("epoch (dotted: best epoch restored)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    save(figure, path)
+
+
+def confusion(rows, class_names):
+    """The count matrix, rows = actual, columns = predicted, in class_names order."""
+    index = {name: i for i, name in enumerate(class_names)}
+    matrix = np.zeros((len(class_names), len(class_names)), dtype=int)
+    for r in rows:
+        matrix[index[r["actual"]], index[r["predicted"]]] += 1
+    return matrix
+
+
+def confusion_matrices(names, matrix, path):
+    """Counts and row-normalised (recall per class) side by side; numbers written in the
+    cells up to 30 classes, tick labels shrinking with the class count up to 100."""
+    size = min(40, max(5, 0.4 * len(names) + 2.5))
+    font = 8 if len(names) <= 30 else max(3, int(240 / len(names)))
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(1, 2, figsize=(2 * size, size))
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+    titles = [f"counts ({matrix.sum()} images, accuracy {accuracy:.3f})",
+              "row-normalised (recall of each class on the diagonal)"]
+    for ax, values, title in [(axes[0], matrix, titles[0]), (axes[1], normalised, titles[1])]:
+        ax.imshow(values, cmap="Blues", vmin=0)
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=font)
+        ax.set_yticks(range(len(names)), names, fontsize=font)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        if len(names) <= 30:
+            for i, j in np.ndindex(values.shape):
+                text = str(values[i, j]) if values is matrix else f"{values[i, j]:.2f}"
+                color = "white" if values[i, j] > values.max() / 2 else "black"
+                ax.text(j, i, text, ha="center", va="center", color=color, fontsize=7)
+        ax.set_title(title)
+    save(figure, path)
+
+
+def per_class(report, class_names, path):
+    """Precision, recall and F1 per class as horizontal bars, worst F1 at the top."""
+    order = sorted(class_names, key=lambda name: report[name]["f1-score"])
+    figure, ax = plt.subplots(figsize=(8, max(3, 0.3 * len(order) + 1.5)))
+    y = np.arange(len(order))
+    for offset, key in [(-0.27, "precision"), (0, "recall"), (0.27, "f1-score")]:
+        ax.barh(y + offset, [report[name][key] for name in order], height=0.27, label=key)
+    ax.set_yticks(y, order, fontsize=8 if len(order) <= 40 else 5)
+    ax.invert_yaxis()  # worst first
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("test score")
+    ax.set_title("per class, worst F1 first")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.grid(axis="x", alpha=0.3)
+    save(figure, path)
+
+
+def image_grid(images, titles, path, suptitle, overlays=None, columns=6):
+    """Images (uint8) in a grid with a title each; optional heat maps (0..1) drawn over them."""
+    rows = max(1, -(-len(images) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.9 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (image, title) in enumerate(zip(images, titles)):
+        ax = axes.ravel()[i]
+        ax.imshow(image)
+        if overlays is not None:
+            ax.imshow(overlays[i], cmap="jet", alpha=0.35, interpolation="bilinear",
+                      extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+        ax.set_title(title, fontsize=8)
+    if not len(images):
+        axes[0, 0].text(0, 0.5, "none", fontsize=14)
+    figure.suptitle(suptitle)
+    save(figure, path)
