@@ -1,0 +1,213 @@
+"""Speed benchmarks, measured side by side in one run; prints figures and ratios and writes
+benchmarks/results.json. Needs ../shared (real flower photos and MobileNetV2-0.35 weights).
+
+    python -m benchmarks.run [--images 1500]
+
+1. Transfer phase: the notebooks' way (the whole model, backbone frozen, fitted on images
+   augmented on the fly) against the features + transfer stages, 10 epochs each.
+2. Input pipeline: prepared arrays + augmentation (imgclf.dataset.batches) against what a
+   MobileNetV2 fine-tuning step consumes, and against Keras' two readers of JPEG folders.
+3. The features stage's extraction against the backbone's own forward pass on tensors
+   already in memory, same batch size.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+FLOWERS = os.path.join(SHARED, "datasets", "flowers5-128")
+WEIGHTS = os.path.join(SHARED, "keras", "models")
+SIZE, BATCH, EPOCHS = 128, 32, 10
+AUGMENT = {"flip": "horizontal", "rotation": 0.1, "zoom": 0.1, "translation": 0.1, "contrast": 0.1}
+
+
+def subset(source, target, per_class):
+    """A copy of the first per_class photos of each class (sorted names)."""
+    for name in sorted(os.listdir(source)):
+        os.makedirs(os.path.join(target, name))
+        for file in sorted(os.listdir(os.path.join(source, name)))[:per_class]:
+            shutil.copy(os.path.join(source, name, file), os.path.join(target, name))
+
+
+def images_per_second(batches, limit):
+    """Images per second that iterating `batches` delivers, over at most `limit` images."""
+    count, start = 0, time.perf_counter()
+    for x, _ in batches:
+        count += len(x)
+        if count >= limit:
+            break
+    return count / (time.perf_counter() - start)
+
+
+def transfer_phase(prepared, phase, head_params, seed):
+    """Target 1: seconds and best validation accuracy of both ways, same data and epochs."""
+    import keras
+
+    from imgclf import model as model_lib
+    from imgclf.dataset import augmentation, batches, read_split
+    from imgclf.training import compile_model, fit, one_hot, set_seed
+    from stages.features import extract
+    from stages.transfer import train_head
+
+    train_x, train_y, _ = read_split(prepared, "train")
+    val_x, val_y, _ = read_split(prepared, "val")
+    classes = int(train_y.max()) + 1
+    results = {}
+
+    set_seed(seed)
+    start = time.perf_counter()
+    extractor = model_lib.feature_extractor("mobilenet_v2", "imagenet", SIZE, {"alpha": 0.35})
+    work = tempfile.mkdtemp()
+    train_y2 = extract(extractor, train_x, train_y, 64, 1, os.path.join(work, "train.npy"))
+    val_y2 = extract(extractor, val_x, val_y, 64, 1, os.path.join(work, "val.npy"))
+    import numpy as np
+
+    features = ((np.load(os.path.join(work, "train.npy"), mmap_mode="r"), train_y2),
+                (np.load(os.path.join(work, "val.npy"), mmap_mode="r"), val_y2))
+    _, metrics = train_head(*features, [str(i) for i in range(classes)],
+                            {"transfer": phase, "head": head_params, "seed": seed,
+                             "class_weight": "none"}, os.path.join(work, "history.csv"))
+    results["cached_features"] = {"seconds": time.perf_counter() - start,
+                                  "val_accuracy": metrics["best_val_accuracy"]}
+
+    set_seed(seed)
+    start = time.perf_counter()
+    extractor = model_lib.feature_extractor("mobilenet_v2", "imagenet", SIZE, {"alpha": 0.35})
+    head = model_lib.build_head(extractor.output.shape[1:], classes, **head_params)
+    model = model_lib.full_model(extractor, head, [str(i) for i in range(classes)])
+    compile_model(model, phase, len(train_y) // phase["batch_size"] + 1)
+    train = one_hot(batches(train_x, train_y, phase["batch_size"], shuffle=True, seed=seed,
+                            augment=augmentation(AUGMENT, seed)), classes)
+    val = one_hot(batches(val_x, val_y, phase["batch_size"]), classes)
+    metrics = fit(model, train, val, phase, os.path.join(work, "history_full.csv"))
+    results["notebook_way"] = {"seconds": time.perf_counter() - start,
+                               "val_accuracy": metrics["best_val_accuracy"]}
+    shutil.rmtree(work)
+    keras.backend.clear_session()
+    return results
+
+
+def input_pipeline(prepared, raw_train, seed):
+    """Target 2: images per second of each reader, and of a MobileNetV2 fine-tuning step."""
+    import keras
+    import numpy as np
+    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+
+    from imgclf import model as model_lib
+    from imgclf.dataset import augmentation, batches, read_split
+    from imgclf.training import compile_model
+    from imgclf.unfreeze import top_layer_count, unfreeze_top
+
+    train_x, train_y, _ = read_split(prepared, "train")
+    ours = batches(train_x, train_y, BATCH, shuffle=True, seed=seed, augment=augmentation(AUGMENT, seed))
+    rates = {"prepared_arrays_with_augmentation": max(
+        images_per_second(ours.repeat(), 4 * len(train_y)) for _ in range(2))}
+    generator = ImageDataGenerator(rotation_range=36, zoom_range=0.1, width_shift_range=0.1,
+                                   height_shift_range=0.1, horizontal_flip=True)
+    flow = generator.flow_from_directory(raw_train, target_size=(SIZE, SIZE), batch_size=BATCH)
+    rates["ImageDataGenerator.flow_from_directory"] = images_per_second(flow, len(train_y))
+    folder = keras.utils.image_dataset_from_directory(raw_train, image_size=(SIZE, SIZE),
+                                                      batch_size=BATCH, verbose=False)
+    rates["image_dataset_from_directory"] = images_per_second(folder.prefetch(2), len(train_y))
+
+    extractor = model_lib.feature_extractor("mobilenet_v2", "imagenet", SIZE, {"alpha": 0.35})
+    head = model_lib.build_head(extractor.output.shape[1:], 5, "avg", [256], 0.5)
+    model = model_lib.full_model(extractor, head, list("abcde"))
+    backbone = model_lib.backbone_of(model)
+    unfreeze_top(backbone, top_layer_count("mobilenet_v2", backbone, "blocks:3"))
+    phase = {"optimizer": "adam", "learning_rate": 1e-4, "schedule": "constant", "warmup_epochs": 0,
+             "epochs": 1, "weight_decay": 0.0, "clipnorm": 0.0, "label_smoothing": 0.0,
+             "momentum": 0.9, "step_every": 1, "step_factor": 0.1}
+    compile_model(model, phase, 1)
+    x = np.asarray(train_x[:BATCH], dtype="float32")
+    y = np.eye(5)[np.asarray(train_y[:BATCH])]
+    model.train_on_batch(x, y)  # compile the step once
+    steps, start = 20, time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    rates["finetune_step_consumes"] = steps * BATCH / (time.perf_counter() - start)
+    keras.backend.clear_session()
+    return rates
+
+
+def feature_throughput(prepared):
+    """Target 3: the features stage's loop against the bare forward pass, batch 64."""
+    import numpy as np
+
+    from imgclf import model as model_lib
+    from imgclf.dataset import read_split
+    from stages.features import extract
+
+    images, labels, _ = read_split(prepared, "train")
+    extractor = model_lib.feature_extractor("mobilenet_v2", "imagenet", SIZE, {"alpha": 0.35})
+    in_memory = np.asarray(images[:len(labels) // 64 * 64], dtype="float32")
+    extractor(in_memory[:64], training=False)  # warm up
+    best_bare, best_stage = 0.0, 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        for i in range(0, len(in_memory), 64):
+            extractor(in_memory[i:i + 64], training=False).numpy()
+        best_bare = max(best_bare, len(in_memory) / (time.perf_counter() - start))
+        work = tempfile.mkdtemp()
+        start = time.perf_counter()
+        extract(extractor, images[:len(in_memory)], labels[:len(in_memory)], 64, 1,
+                os.path.join(work, "f.npy"))
+        best_stage = max(best_stage, len(in_memory) / (time.perf_counter() - start))
+        shutil.rmtree(work)
+    return {"backbone_forward_in_memory": best_bare, "features_stage": best_stage}
+
+
+def main():
+    parser = argparse.ArgumentParser(description="speed benchmarks")
+    parser.add_argument("--images", type=int, default=1500, help="flower photos to use (max 4317)")
+    args = parser.parse_args()
+    if not (os.path.isdir(FLOWERS) and os.path.isdir(WEIGHTS)):
+        sys.exit(f"benchmarks: {SHARED} (flower photos and ImageNet weights) is absent")
+    home = tempfile.mkdtemp()
+    shutil.copytree(WEIGHTS, os.path.join(home, "models"))
+    os.environ["KERAS_HOME"] = home  # before Keras is imported
+    sys.path.insert(0, ROOT)
+    from stages.preprocess import prepare
+    from stages.split import split_folder
+
+    work = tempfile.mkdtemp()
+    subset(FLOWERS, os.path.join(work, "raw"), args.images // 5)
+    split_folder(os.path.join(work, "raw"), os.path.join(work, "split"), (0.7, 0.3), seed=42)
+    prepare(os.path.join(work, "split"), os.path.join(work, "prepared"), SIZE)
+    prepared = os.path.join(work, "prepared")
+    phase = {"epochs": EPOCHS, "batch_size": BATCH, "optimizer": "adam", "learning_rate": 1e-3,
+             "momentum": 0.9, "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0,
+             "step_every": 5, "step_factor": 0.1, "label_smoothing": 0.0, "clipnorm": 0.0,
+             "patience": 0, "reduce_on_plateau": 0}
+    head = {"pooling": "avg", "dense": [256], "dropout": 0.5, "batchnorm": False, "activation": "relu"}
+
+    transfer = transfer_phase(prepared, phase, head, seed=42)
+    rates = input_pipeline(prepared, os.path.join(work, "split", "train"), seed=42)
+    features = feature_throughput(prepared)
+    results = {
+        "machine": f"{os.cpu_count()} CPU cores", "images": args.images, "image_size": SIZE,
+        "1_transfer_phase": {**transfer, "speedup": transfer["notebook_way"]["seconds"]
+                             / transfer["cached_features"]["seconds"],
+                             "accuracy_difference_points": 100 * (
+                                 transfer["cached_features"]["val_accuracy"]
+                                 - transfer["notebook_way"]["val_accuracy"])},
+        "2_input_pipeline_images_per_second": {
+            **rates, "ratio_to_finetune_step": rates["prepared_arrays_with_augmentation"]
+            / rates["finetune_step_consumes"]},
+        "3_features_throughput_images_per_second": {
+            **features, "ratio": features["features_stage"] / features["backbone_forward_in_memory"]},
+    }
+    shutil.rmtree(work)
+    shutil.rmtree(home)
+    with open(os.path.join(ROOT, "benchmarks", "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
