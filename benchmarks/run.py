@@ -92,7 +92,7 @@ def transfer_phase(prepared, phase, head_params, seed):
     return results
 
 
-def input_pipeline(prepared, raw_train, seed):
+def input_pipeline(prepared, raw_train, finetune_phase, seed):
     """Target 2: images per second of each reader, and of a MobileNetV2 fine-tuning step."""
     import keras
     import numpy as np
@@ -119,11 +119,8 @@ def input_pipeline(prepared, raw_train, seed):
     head = model_lib.build_head(extractor.output.shape[1:], 5, "avg", [256], 0.5)
     model = model_lib.full_model(extractor, head, list("abcde"))
     backbone = model_lib.backbone_of(model)
-    unfreeze_top(backbone, top_layer_count("mobilenet_v2", backbone, "blocks:3"))
-    phase = {"optimizer": "adam", "learning_rate": 1e-4, "schedule": "constant", "warmup_epochs": 0,
-             "epochs": 1, "weight_decay": 0.0, "clipnorm": 0.0, "label_smoothing": 0.0,
-             "momentum": 0.9, "step_every": 1, "step_factor": 0.1}
-    compile_model(model, phase, 1)
+    unfreeze_top(backbone, top_layer_count("mobilenet_v2", backbone, finetune_phase["unfreeze"]))
+    compile_model(model, finetune_phase, 1)
     x = np.asarray(train_x[:BATCH], dtype="float32")
     y = np.eye(5)[np.asarray(train_y[:BATCH])]
     model.train_on_batch(x, y)  # compile the step once
@@ -180,14 +177,14 @@ def main():
     split_folder(os.path.join(work, "raw"), os.path.join(work, "split"), (0.7, 0.3), seed=42)
     prepare(os.path.join(work, "split"), os.path.join(work, "prepared"), SIZE)
     prepared = os.path.join(work, "prepared")
-    phase = {"epochs": EPOCHS, "batch_size": BATCH, "optimizer": "adam", "learning_rate": 1e-3,
-             "momentum": 0.9, "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0,
-             "step_every": 5, "step_factor": 0.1, "label_smoothing": 0.0, "clipnorm": 0.0,
-             "patience": 0, "reduce_on_plateau": 0}
-    head = {"pooling": "avg", "dense": [256], "dropout": 0.5, "batchnorm": False, "activation": "relu"}
+    from imgclf import params as params_lib
+
+    defaults = params_lib.load(os.path.join(ROOT, "params.yaml"))  # the project's defaults
+    phase = {**defaults["transfer"], "epochs": EPOCHS, "batch_size": BATCH, "patience": 0}
+    head = defaults["head"]
 
     transfer = transfer_phase(prepared, phase, head, seed=42)
-    rates = input_pipeline(prepared, os.path.join(work, "split", "train"), seed=42)
+    rates = input_pipeline(prepared, os.path.join(work, "split", "train"), defaults["finetune"], seed=42)
     features = feature_throughput(prepared)
     results = {
         "machine": f"{os.cpu_count()} CPU cores", "images": args.images, "image_size": SIZE,

@@ -19,14 +19,19 @@ def list_images(folder):
     """
     classes = sorted(entry.name for entry in os.scandir(folder)
                      if entry.is_dir() and not entry.name.startswith("."))
-    items = []
-    for label, name in enumerate(classes):
-        for root, dirs, files in os.walk(os.path.join(folder, name)):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for file in sorted(files):
-                if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
-                    items.append((os.path.join(root, file), label))
+    items = [(path, label) for label, name in enumerate(classes)
+             for path in image_files(os.path.join(folder, name))]
     return classes, items
+
+
+def image_files(folder):
+    """Every image file below folder, sorted, hidden files and folders left out, extensions
+    matched in any case."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for file in sorted(files):
+            if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
+                yield os.path.join(root, file)
 
 
 def load_image(path, size):

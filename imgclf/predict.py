@@ -20,21 +20,17 @@ import yaml
 
 from tqdm import tqdm
 
-from imgclf.dataset import IMAGE_EXTENSIONS, try_load_image
+from imgclf.dataset import image_files, try_load_image
 from imgclf.errors import interactive
 
 
 def image_paths(paths):
     """Files as given; folders walked recursively for image files, hidden ones skipped."""
     for path in paths:
-        if not os.path.isdir(path):
+        if os.path.isdir(path):
+            yield from image_files(path)
+        else:
             yield path
-            continue
-        for root, dirs, files in os.walk(path):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for file in sorted(files):
-                if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
-                    yield os.path.join(root, file)
 
 
 def load_size(model, params_path="params.yaml"):
