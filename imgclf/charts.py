@@ -53,7 +53,7 @@ def confusion_matrices(names, matrix, path):
     """Counts and row-normalised (recall per class) side by side; numbers written in the
     cells up to 30 classes, tick labels shrinking with the class count up to 100."""
     size = min(40, max(5, 0.4 * len(names) + 2.5))
-    font = 8 if len(names) <= 30 else max(3, int(240 / len(names)))
+    font = 8 if len(names) <= 30 else 6  # a 0.4-inch cell is 29 points tall
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(1, 2, figsize=(2 * size, size))
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
