@@ -12,7 +12,8 @@ def replaced_when_done(path):
     root, ext = os.path.splitext(path)
     tmp = f"{root}.tmp{ext}"
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    shutil.rmtree(tmp, ignore_errors=True) if os.path.isdir(tmp) else None
+    if os.path.isdir(tmp):  # left by an earlier interrupted run
+        shutil.rmtree(tmp)
     try:
         yield tmp
     except BaseException:

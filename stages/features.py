@@ -15,7 +15,7 @@ from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import augmentation, batches, read_split
 from imgclf.errors import interactive, run_stage
-from imgclf.files import write_json
+from imgclf.files import replaced_when_done, write_json
 from imgclf.training import set_seed
 
 SOURCE = "data/prepared"
@@ -52,22 +52,19 @@ def main():
                                             params_lib.backbone_args(params))
     augment = augmentation(params["augment"], params["seed"])
     views = {"train": 1 + params["features"]["augmented_views"], "val": 1}
-    tmp = OUTPUT + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
     counts = {}
-    for split, count in views.items():
-        images, labels, _ = read_split(SOURCE, split)
-        out_labels = extract(extractor, images, labels, params["features"]["batch_size"],
-                             count, os.path.join(tmp, f"{split}.npy"), augment)
-        np.save(os.path.join(tmp, f"{split}_labels.npy"), out_labels.astype(np.int32))
-        counts[split] = len(out_labels)
-    # The class names travel with the features, so transfer needs nothing else.
-    shutil.copy(os.path.join(SOURCE, "classes.json"), tmp)
-    shutil.rmtree(OUTPUT, ignore_errors=True)
-    os.replace(tmp, OUTPUT)
+    with replaced_when_done(OUTPUT) as tmp:
+        os.makedirs(tmp)
+        for split, count in views.items():
+            images, labels, _ = read_split(SOURCE, split)
+            out_labels = extract(extractor, images, labels, params["features"]["batch_size"],
+                                 count, os.path.join(tmp, f"{split}.npy"), augment)
+            np.save(os.path.join(tmp, f"{split}_labels.npy"), out_labels.astype(np.int32))
+            counts[split] = len(out_labels)
+        # The class names travel with the features, so transfer needs nothing else.
+        shutil.copy(os.path.join(SOURCE, "classes.json"), tmp)
     write_json(METRICS, {"seconds": round(time.perf_counter() - start, 1)})
-    shape = tuple(np.load(os.path.join(OUTPUT, "val.npy"), mmap_mode="r").shape[1:])
+    shape = tuple(extractor.output.shape[1:])
     return (f"features: {params['model']} feature maps {shape} of {counts} images "
             f"({views['train'] - 1} augmented view(s) of train) -> {OUTPUT}/")
 
