@@ -79,6 +79,11 @@ def has_split(prepared_dir, split):
         np.load(os.path.join(prepared_dir, split, "labels.npy"))) > 0
 
 
+def evaluation_split(prepared_dir):
+    """The split that final scores come from: test, or val when there is no test split."""
+    return "test" if has_split(prepared_dir, "test") else "val"
+
+
 def augmentation(augment, seed):
     """The augment.* params as a Keras model applied to float batches, or None if all off."""
     import keras

@@ -51,10 +51,10 @@ def optional(check):
     return lambda key, value: None if value is None else check(key, value)
 
 
-def list_of(check):
+def list_of(check, example):
     def check_list(key, value):
         if not isinstance(value, list):
-            _fail(key, value, "a list, e.g. [256]")
+            _fail(key, value, f"a list, e.g. {example}")
         return [check(f"{key}[{i}]", item) for i, item in enumerate(value)]
     return check_list
 
@@ -82,6 +82,16 @@ def class_weight_value(key, value):
             for w in value.values()):
         return {str(name): float(w) for name, w in value.items()}
     _fail(key, value, "none, balanced, or a mapping of class name to a positive weight")
+
+
+EXPORT_FORMATS = ["saved_model", "tflite_float32", "tflite_float16", "tflite_int8"]
+
+
+def export_formats(key, value):
+    formats = list_of(one_of(EXPORT_FORMATS), "[saved_model, tflite_int8]")(key, value)
+    if len(set(formats)) < len(formats):
+        _fail(key, value, "a list without repeats of: " + ", ".join(EXPORT_FORMATS))
+    return formats
 
 
 def backbones_value(key, value):
@@ -142,7 +152,7 @@ SCHEMA = {
     "features": {"augmented_views": integer(0, 100), "batch_size": batch_size},
     "head": {
         "pooling": one_of(["avg", "max", "flatten"]),
-        "dense": list_of(integer(1, 100_000)),
+        "dense": list_of(integer(1, 100_000), "[256]"),
         "dropout": number(0.0, 0.95),
         "batchnorm": one_of([False, True]),
         "activation": one_of(["relu", "gelu", "silu", "elu", "selu", "tanh", "leaky_relu"]),
@@ -151,6 +161,7 @@ SCHEMA = {
     "transfer": {**PHASE, "epochs": integer(1)},
     "finetune": {"unfreeze": unfreeze_value, "train_batchnorm": one_of([False, True]), **PHASE},
     "evaluate": {"batch_size": batch_size},
+    "export": {"formats": export_formats, "representative_images": integer(1, 100_000)},
     "backbones": backbones_value,
 }
 

@@ -12,7 +12,7 @@ from sklearn.metrics import accuracy_score, classification_report, log_loss, pre
 
 from imgclf import model as model_lib  # registers the model's own layers for loading
 from imgclf import params as params_lib
-from imgclf.dataset import batches, has_split, read_split
+from imgclf.dataset import batches, evaluation_split, read_split
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
 
@@ -58,7 +58,7 @@ def write_predictions(path, files, labels, probabilities, class_names):
 
 def main():
     params = params_lib.load()
-    split = "test" if has_split(PREPARED, "test") else "val"
+    split = evaluation_split(PREPARED)
     if split == "val":
         print("evaluate: no test split (split.test is 0 or data.dir has no test/); "
               "reporting on val, which also chose the best epochs")

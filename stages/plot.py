@@ -5,7 +5,7 @@ import csv
 
 from imgclf import charts
 from imgclf import params as params_lib
-from imgclf.dataset import has_split, read_classes, read_split
+from imgclf.dataset import evaluation_split, read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done
 from imgclf.report import html_report
@@ -74,7 +74,7 @@ def main():
     charts.confusion_matrices(class_names, charts.confusion(rows, class_names),
                               PNGS["confusion matrix"])
     charts.per_class(read_json(PER_CLASS), class_names, PNGS["per-class scores"])
-    images, _, files = read_split(PREPARED, "test" if has_split(PREPARED, "test") else "val")
+    images, _, files = read_split(PREPARED, evaluation_split(PREPARED))
     index = {file: i for i, file in enumerate(files)}
     plot_examples(rows, lambda file: images[index[file]], class_names, keras.models.load_model(MODEL))
     with replaced_when_done(REPORT) as tmp, open(tmp, "w") as f:

@@ -93,6 +93,7 @@ def tiny_pipeline_repo(tmp_path):
         values["preprocess"]["size"] = 32
         values["transfer"].update(epochs=1, patience=0)
         values["finetune"].update(epochs=1, patience=0, unfreeze=5)
+        values["export"]["formats"] = []  # the formats: tests/test_export.py, test_pipeline.py
 
     repo = make_pipeline_repo(tmp_path, params)
     write_images(str(repo / "images"), ["a", "b", "c"], per_class=10)

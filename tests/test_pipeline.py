@@ -30,6 +30,8 @@ def repo(tmp_path, shared_weights, monkeypatch):
         values["image_size"] = values["preprocess"]["size"] = 96
         values["transfer"]["epochs"] = 15
         values["finetune"].update(epochs=2, unfreeze=20)
+        # float formats only: 40 test images are too few to hold int8 to a 1-point drop
+        values["export"]["formats"] = ["saved_model", "tflite_float32"]
 
     monkeypatch.setenv("KERAS_HOME", shared_weights)
     repo = make_pipeline_repo(tmp_path, params)
@@ -40,7 +42,7 @@ def repo(tmp_path, shared_weights, monkeypatch):
 def test_repro_then_experiments_rerun_only_what_changed(repo):
     output = run(repo, "dvc", "repro")
     assert stages_run(output) == {"sample", "split", "preprocess", "features", "transfer",
-                                  "finetune", "evaluate", "plot"}
+                                  "finetune", "evaluate", "export", "plot"}
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text())
     assert set(metrics) >= {"accuracy", "precision", "recall", "f1", "loss", "n_test"}
     assert metrics["n_test"] == 40  # 10% of 40 per class: the test split only
@@ -57,16 +59,24 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
         evaluated = {row["file"]: row["predicted"] for row in csv.DictReader(f)}
     assert predicted == evaluated and len(predicted) == 40
     os.remove(repo / "new.csv")
+    # The exported models passed their own checks against the Keras model, on the test split.
+    exported = json.loads((repo / "metrics" / "export.json").read_text())
+    assert exported["keras"] == {"accuracy": metrics["accuracy"], "n": 40}
+    assert all(exported[name]["agreement"] >= 0.99
+               for name in ("saved_model", "tflite_float32")), exported
+    labels = (repo / "models" / "export" / "labels.txt").read_text().split()
+    assert labels == [str(digit) for digit in range(10)]
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline")
 
     output = run(repo, "dvc", "exp", "run", "-S", "finetune.unfreeze=10")
-    assert stages_run(output) == {"finetune", "evaluate", "plot"}
+    assert stages_run(output) == {"finetune", "evaluate", "export", "plot"}
     assert stages_skipped(output) == {"sample", "split", "preprocess", "features", "transfer"}
     diff = run(repo, "dvc", "metrics", "diff", "--all")
     assert re.search(r"metrics/finetune\.json\s+unfrozen_layers\s+20\s+10", diff), diff
 
-    output = run(repo, "dvc", "exp", "run", "-S", "model=mobilenet")
+    output = run(repo, "dvc", "exp", "run", "-S", "model=mobilenet_v2")
     assert stages_skipped(output) == {"sample", "split", "preprocess"}
-    assert stages_run(output) == {"features", "transfer", "finetune", "evaluate", "plot"}
+    assert stages_run(output) == {"features", "transfer", "finetune", "evaluate", "export",
+                                  "plot"}
     assert json.loads((repo / "metrics" / "metrics.json").read_text())["accuracy"] >= 0.6

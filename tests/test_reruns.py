@@ -5,7 +5,8 @@ import yaml
 
 from tests.conftest import run, stages_run, stages_skipped, tiny_pipeline_repo
 
-ALL = ["sample", "split", "preprocess", "features", "transfer", "finetune", "evaluate", "plot"]
+ALL = ["sample", "split", "preprocess", "features", "transfer", "finetune", "evaluate", "export",
+       "plot"]
 
 
 def from_stage(first):
@@ -40,13 +41,13 @@ ROWS = [
     ("finetune.learning_rate", 0.001, from_stage("finetune")),
     ("head.dropout", 0.3, from_stage("transfer")),
     ("transfer.learning_rate", 0.002, from_stage("transfer")),
-    ("model", "mobilenet", from_stage("features")),
-    ("backbones.mobilenet.alpha", 0.5, from_stage("features")),
-    ("backbones.mobilenet_v2.alpha", 0.5, set()),  # not the configured model
+    ("model", "mobilenet_v2", from_stage("features")),
+    ("backbones.mobilenet_v2.alpha", 0.5, from_stage("features")),
+    ("backbones.mobilenet.alpha", 0.5, set()),  # not the configured model
     ("image_size", 64, from_stage("features")),
     # features applies augmentation only to its extra views (0 here): its output does not
     # change, so DVC skips transfer; finetune trains on augmented images and reruns.
-    ("augment.zoom", 0.2, {"features", "finetune", "evaluate", "plot"}),
+    ("augment.zoom", 0.2, {"features", "finetune", "evaluate", "export", "plot"}),
     ("stages/transfer.py", None, from_stage("transfer")),
     # evaluate writes the same metrics again, so plot's inputs are unchanged and it is skipped.
     ("stages/evaluate.py", None, {"evaluate"}),
