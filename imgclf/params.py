@@ -162,6 +162,9 @@ SCHEMA = {
     "finetune": {"unfreeze": unfreeze_value, "train_batchnorm": one_of([False, True]), **PHASE},
     "evaluate": {"batch_size": batch_size},
     "export": {"formats": export_formats, "representative_images": integer(1, 100_000)},
+    "compute": {"distribute": one_of(["auto", "one_device", "mirrored", "multi_worker"]),
+                "mixed_precision": one_of(["auto", True, False]),
+                "xla": one_of(["auto", True, False])},
     "backbones": backbones_value,
 }
 

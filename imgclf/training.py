@@ -6,6 +6,7 @@ import time
 import keras
 import numpy as np
 
+from imgclf import compute
 from imgclf.errors import interactive
 from imgclf.files import replaced_when_done
 
@@ -50,12 +51,13 @@ def optimizer(phase, steps_per_epoch):
     return keras.optimizers.Adam(**common)
 
 
-def compile_model(model, phase, steps_per_epoch):
+def compile_model(model, phase, steps_per_epoch, jit_compile=False):
     # Called again after every change of `trainable`: Keras fixes the trainable set at
-    # compile time, so unfreezing without recompiling would train nothing new.
+    # compile time, so unfreezing without recompiling would train nothing new. Under a
+    # mixed_float16 policy Keras wraps the optimizer in loss scaling itself.
     model.compile(optimizer=optimizer(phase, steps_per_epoch),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase["label_smoothing"]),
-                  metrics=["accuracy"])
+                  metrics=["accuracy"], jit_compile=jit_compile)
 
 
 def one_hot(dataset, class_count):
@@ -111,6 +113,7 @@ def _fit(model, train, val, phase, history_csv, initial_epoch, class_weight):
     if phase["reduce_on_plateau"]:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.2, patience=phase["reduce_on_plateau"], verbose=1))
+    compute.ready_to_fit(model, train)
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=initial_epoch + phase["epochs"],
                         initial_epoch=initial_epoch, callbacks=callbacks,

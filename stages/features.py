@@ -11,6 +11,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import augmentation, batches, read_split
@@ -23,19 +24,25 @@ OUTPUT = "data/features"
 METRICS = "metrics/features.json"
 
 
-def extract(extractor, images, labels, batch_size, views, path, augment=None):
+def extract(extractor, images, labels, batch_size, views, path, augment=None, seed=0,
+            jit_compile=False):
     """Write the extractor's outputs over `views` passes of images to path (.npy) batch by
-    batch; the first pass is unaugmented, the others go through augment."""
+    batch; the first pass is unaugmented, the others go through augment (seeded per view)."""
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: extractor(x, training=False), jit_compile=jit_compile,
+                          reduce_retracing=True)
     shape = extractor.compute_output_shape((None, *images.shape[1:]))[1:]
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16,
                                     shape=(len(labels) * views, *shape))
     row = 0
     progress = tqdm(total=len(labels) * views, desc="features", unit="img", disable=not interactive())
     for view in range(views):
-        dataset = batches(images, labels, batch_size, augment=augment if view else None)
+        dataset = batches(images, labels, batch_size, seed=seed + view,
+                          augment=augment if view else None)
         for x, _ in dataset:
             progress.update(len(x))
-            features = extractor(x, training=False).numpy()
+            features = forward(x).numpy()
             out[row:row + len(features)] = features
             row += len(features)
     out.flush()
@@ -45,6 +52,7 @@ def extract(extractor, images, labels, batch_size, views, path, augment=None):
 
 def main():
     params = params_lib.load()
+    _, jit_compile = compute.apply(params["compute"])  # one device: see README, GPUs
     set_seed(params["seed"])
     start = time.perf_counter()
     extractor = model_lib.feature_extractor(params["model"], params["weights"],
@@ -58,7 +66,8 @@ def main():
         for split, count in views.items():
             images, labels, _ = read_split(SOURCE, split)
             out_labels = extract(extractor, images, labels, params["features"]["batch_size"],
-                                 count, os.path.join(tmp, f"{split}.npy"), augment)
+                                 count, os.path.join(tmp, f"{split}.npy"), augment,
+                                 params["seed"], jit_compile)
             np.save(os.path.join(tmp, f"{split}_labels.npy"), out_labels.astype(np.int32))
             counts[split] = len(out_labels)
         # The class names travel with the features, so transfer needs nothing else.

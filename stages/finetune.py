@@ -10,6 +10,7 @@ import os
 
 import keras
 
+from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import augmentation, batches, read_classes, read_split
@@ -36,15 +37,18 @@ def assemble(params, head, class_names):
     return model_lib.full_model(extractor, head, class_names)
 
 
-def finetune(model, train, val, phase, unfrozen, history_csv, transfer, class_weight=None):
+def finetune(model, train, val, phase, unfrozen, history_csv, transfer, class_weight=None,
+             jit_compile=False):
     """Unfreeze the top `unfrozen` backbone layers, recompile, train; returns the phase
     metrics. The model ends with the weights that scored the lowest validation loss, the
     transfer model's included: fine-tuning that only made things worse is undone. With
     nothing to unfreeze (or no epochs) the transfer model is kept as it is. `transfer` is
-    the transfer phase's metrics: its epochs continue the same epoch axis."""
+    the transfer phase's metrics: its epochs continue the same epoch axis. Call it under
+    the strategy the model was built in."""
     initial_epoch = transfer["epochs_run"]
     unfreeze_top(model_lib.backbone_of(model), unfrozen, phase["train_batchnorm"])
-    compile_model(model, phase, len(train))
+    compile_model(model, phase, len(train), jit_compile)
+    compute.ready_to_fit(model, val)
     val_loss, val_accuracy = model.evaluate(val, verbose=0)
     kept = {"best_val_accuracy": float(val_accuracy), "best_val_loss": float(val_loss),
             "best_epoch": transfer["best_epoch"], "kept_transfer_model": 1}
@@ -63,12 +67,14 @@ def finetune(model, train, val, phase, unfrozen, history_csv, transfer, class_we
 def main():
     params = params_lib.load()
     phase = params["finetune"]
+    strategy, jit_compile = compute.apply(params["compute"])
     set_seed(params["seed"])
     class_names = read_classes(PREPARED)
-    model = assemble(params, keras.models.load_model(HEAD), class_names)
+    with strategy.scope():
+        model = assemble(params, keras.models.load_model(HEAD), class_names)
     unfrozen = top_layer_count(params["model"], model_lib.backbone_of(model), phase["unfreeze"])
     with replaced_when_done(TRANSFER_MODEL) as tmp:
-        model.save(tmp)  # before fine-tuning, so evaluate can report both phases
+        compute.float32_copy(model).save(tmp)  # before fine-tuning: evaluate reports both
 
     count = len(class_names)
     train_images, train_labels, _ = read_split(PREPARED, "train")
@@ -79,15 +85,18 @@ def main():
     val = one_hot(batches(val_images, val_labels, phase["batch_size"]), count)
 
     os.makedirs(os.path.dirname(HISTORY), exist_ok=True)
-    metrics = finetune(model, train, val, phase, unfrozen, HISTORY, read_json(TRANSFER_METRICS),
-                       class_weight=class_weights(params["class_weight"], class_names, train_labels))
+    with strategy.scope():
+        metrics = finetune(model, train, val, phase, unfrozen, HISTORY, read_json(TRANSFER_METRICS),
+                           class_weights(params["class_weight"], class_names, train_labels),
+                           jit_compile)
     with replaced_when_done(MODEL) as tmp:
-        model.save(tmp)
+        compute.float32_copy(model).save(tmp)
     write_json(METRICS, metrics)
     kept = " (no epoch beat the transfer model on val loss: kept it)" if (
         metrics["kept_transfer_model"] and metrics["epochs_run"]) else ""
     return (f"finetune: {metrics['unfrozen_layers']} backbone layers unfrozen, "
-            f"{metrics['epochs_run']} epochs (training {metrics['seconds']} s) -> {MODEL}{kept}")
+            f"{metrics['epochs_run']} epochs (training {metrics['seconds']} s; "
+            f"{compute.summary(strategy, jit_compile)}) -> {MODEL}{kept}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import batches, read_classes
@@ -25,12 +26,15 @@ def load_features(split):
             np.load(os.path.join(FEATURES, f"{split}_labels.npy")))
 
 
-def train_head(train, val, class_names, params, history_csv):
-    """A head for features shaped like train's, fitted on (features, labels) pairs."""
+def train_head(train, val, class_names, params, history_csv, strategy, jit_compile=False):
+    """A head for features shaped like train's, fitted on (features, labels) pairs, built
+    and trained under the tf.distribute strategy."""
     (train_x, train_y), (val_x, val_y) = train, val
     phase, count = params["transfer"], len(class_names)
-    head = model_lib.build_head(train_x.shape[1:], count, **params["head"])
-    compile_model(head, phase, steps_per_epoch(len(train_y), phase["batch_size"]))
+    with strategy.scope():
+        head = model_lib.build_head(train_x.shape[1:], count, **params["head"])
+        compile_model(head, phase, steps_per_epoch(len(train_y), phase["batch_size"]),
+                      jit_compile)
     size = phase["batch_size"]
     metrics = fit(head, one_hot(batches(train_x, train_y, size, shuffle=True, seed=params["seed"]), count),
                   one_hot(batches(val_x, val_y, size), count), phase, history_csv,
@@ -40,15 +44,17 @@ def train_head(train, val, class_names, params, history_csv):
 
 def main():
     params = params_lib.load()
+    strategy, jit_compile = compute.apply(params["compute"])
     set_seed(params["seed"])
     classes = read_classes(FEATURES)
     head, metrics = train_head(load_features("train"), load_features("val"), classes, params,
-                               HISTORY)
+                               HISTORY, strategy, jit_compile)
     with replaced_when_done(HEAD) as tmp:
-        head.save(tmp)
+        compute.float32_copy(head).save(tmp)
     write_json(METRICS, metrics)
     return (f"transfer: best val accuracy {metrics['best_val_accuracy']:.4f} at epoch "
-            f"{metrics['best_epoch']} of {metrics['epochs_run']} (training {metrics['seconds']} s)")
+            f"{metrics['best_epoch']} of {metrics['epochs_run']} (training {metrics['seconds']} s; "
+            f"{compute.summary(strategy, jit_compile)})")
 
 
 if __name__ == "__main__":
