@@ -50,7 +50,8 @@ def transfer_phase(prepared, phase, head_params, seed):
 
     from imgclf import compute
     from imgclf import model as model_lib
-    from imgclf.dataset import augmentation, batches, read_split
+    from imgclf.augment import augmentation
+    from imgclf.dataset import batches, read_split
     from imgclf.training import compile_model, fit, one_hot, set_seed
     from stages.features import extract
     from stages.transfer import train_head
@@ -84,7 +85,7 @@ def transfer_phase(prepared, phase, head_params, seed):
     model = model_lib.full_model(extractor, head, [str(i) for i in range(classes)])
     compile_model(model, phase, len(train_y) // phase["batch_size"] + 1)
     train = one_hot(batches(train_x, train_y, phase["batch_size"], shuffle=True, seed=seed,
-                            augment=augmentation(AUGMENT, seed)), classes)
+                            augment=augmentation(AUGMENT)), classes)
     val = one_hot(batches(val_x, val_y, phase["batch_size"]), classes)
     metrics = fit(model, train, val, phase, os.path.join(work, "history_full.csv"))
     results["notebook_way"] = {"seconds": time.perf_counter() - start,
@@ -101,12 +102,13 @@ def input_pipeline(prepared, raw_train, finetune_phase, seed):
     from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
     from imgclf import model as model_lib
-    from imgclf.dataset import augmentation, batches, read_split
+    from imgclf.augment import augmentation
+    from imgclf.dataset import batches, read_split
     from imgclf.training import compile_model
     from imgclf.unfreeze import top_layer_count, unfreeze_top
 
     train_x, train_y, _ = read_split(prepared, "train")
-    ours = batches(train_x, train_y, BATCH, shuffle=True, seed=seed, augment=augmentation(AUGMENT, seed))
+    ours = batches(train_x, train_y, BATCH, shuffle=True, seed=seed, augment=augmentation(AUGMENT))
     rates = {"prepared_arrays_with_augmentation": max(
         images_per_second(ours.repeat(), 4 * len(train_y)) for _ in range(2))}
     generator = ImageDataGenerator(rotation_range=36, zoom_range=0.1, width_shift_range=0.1,

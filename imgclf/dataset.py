@@ -1,4 +1,4 @@
-"""Images on disk -> uint8 arrays -> tf.data batches, with augmentation on the fly."""
+"""Images on disk -> uint8 arrays -> tf.data batches (augmented on the fly by imgclf.augment)."""
 import json
 import os
 
@@ -84,29 +84,10 @@ def evaluation_split(prepared_dir):
     return "test" if has_split(prepared_dir, "test") else "val"
 
 
-def augmentation(augment, seed):
-    """The augment.* params as a Keras model applied to float batches, or None if all off."""
-    import keras
-
-    layers = []
-    if augment["flip"] != "none":
-        layers.append(keras.layers.RandomFlip(augment["flip"], seed=seed))
-    if augment["rotation"]:
-        layers.append(keras.layers.RandomRotation(augment["rotation"], fill_mode="nearest", seed=seed + 1))
-    if augment["zoom"]:
-        layers.append(keras.layers.RandomZoom(augment["zoom"], fill_mode="nearest", seed=seed + 2))
-    if augment["translation"]:
-        layers.append(keras.layers.RandomTranslation(
-            augment["translation"], augment["translation"], fill_mode="nearest", seed=seed + 3))
-    if augment["contrast"]:
-        # RandomContrast keeps values in [0, 255] when told the range.
-        layers.append(keras.layers.RandomContrast(augment["contrast"], value_range=(0, 255), seed=seed + 4))
-    return keras.Sequential(layers, name="augmentation") if layers else None
-
-
 def batches(arrays, labels, batch_size, shuffle=False, seed=0, augment=None):
     """A tf.data pipeline over arrays that may be memory-mapped: only a batch at a time is
-    read, so memory does not grow with the dataset. Shuffles indices, not data."""
+    read, so memory does not grow with the dataset. Shuffles indices, not data. augment is
+    imgclf.augment.augmentation's function; seed sets its randomness too, new each epoch."""
     import tensorflow as tf
 
     count = len(labels)
@@ -131,6 +112,8 @@ def batches(arrays, labels, batch_size, shuffle=False, seed=0, augment=None):
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None:
-        dataset = dataset.map(lambda x, y: (augment(x, training=True), y),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda batch, pair: (augment(batch[0], pair), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -14,7 +14,8 @@ from tqdm import tqdm
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
-from imgclf.dataset import augmentation, batches, read_split
+from imgclf.augment import augmentation
+from imgclf.dataset import batches, read_split
 from imgclf.errors import interactive, run_stage
 from imgclf.files import replaced_when_done, write_json
 from imgclf.training import set_seed
@@ -58,7 +59,7 @@ def main():
     extractor = model_lib.feature_extractor(params["model"], params["weights"],
                                             params_lib.input_size(params),
                                             params_lib.backbone_args(params))
-    augment = augmentation(params["augment"], params["seed"])
+    augment = augmentation(params["augment"])
     views = {"train": 1 + params["features"]["augmented_views"], "val": 1}
     counts = {}
     with replaced_when_done(OUTPUT) as tmp:

@@ -13,7 +13,8 @@ import keras
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
-from imgclf.dataset import augmentation, batches, read_classes, read_split
+from imgclf.augment import augmentation
+from imgclf.dataset import batches, read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
 from imgclf.training import class_weights, compile_model, fit, one_hot, set_seed
@@ -79,8 +80,7 @@ def main():
     count = len(class_names)
     train_images, train_labels, _ = read_split(PREPARED, "train")
     train = one_hot(batches(train_images, train_labels, phase["batch_size"], shuffle=True,
-                            seed=params["seed"],
-                            augment=augmentation(params["augment"], params["seed"])), count)
+                            seed=params["seed"], augment=augmentation(params["augment"])), count)
     val_images, val_labels, _ = read_split(PREPARED, "val")
     val = one_hot(batches(val_images, val_labels, phase["batch_size"]), count)
 
