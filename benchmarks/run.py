@@ -9,6 +9,7 @@ benchmarks/results.json. Needs ../shared (real flower photos and MobileNetV2-0.3
    MobileNetV2 fine-tuning step consumes, and against Keras' two readers of JPEG folders.
 3. The features stage's extraction against the backbone's own forward pass on tensors
    already in memory, same batch size.
+4, 5. Memory at 2,000 and 20,000 images, and the cost of an experiment: benchmarks/scale.py.
 """
 import argparse
 import json
@@ -205,6 +206,12 @@ def main():
         "3_features_throughput_images_per_second": {
             **features, "ratio": features["features_stage"] / features["backbone_forward_in_memory"]},
     }
+    print(json.dumps(results, indent=2), flush=True)
+    from benchmarks import scale
+
+    results["4_peak_memory"] = scale.memory(work)
+    print(json.dumps(results["4_peak_memory"], indent=2), flush=True)
+    results["5_experiment_cost"] = scale.experiments(work)
     shutil.rmtree(work)
     shutil.rmtree(home)
     with open(os.path.join(ROOT, "benchmarks", "results.json"), "w") as f:

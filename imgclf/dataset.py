@@ -5,6 +5,7 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from imgclf.arrays import read_rows
 from imgclf.errors import UserError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -60,7 +61,8 @@ def try_load_image(path, size):
 
 
 def read_split(prepared_dir, split):
-    """A prepared split: images (memory-mapped, not loaded), labels, file names."""
+    """A prepared split: images (memory-mapped, not loaded: batches() reads them a batch at
+    a time), labels, file names."""
     folder = os.path.join(prepared_dir, split)
     images = np.load(os.path.join(folder, "images.npy"), mmap_mode="r")
     labels = np.load(os.path.join(folder, "labels.npy"))
@@ -99,7 +101,7 @@ def batches(arrays, labels, batch_size, shuffle=False, seed=0, augment=None):
 
     def gather(indices):
         indices = np.sort(indices)  # sorted reads are sequential on disk
-        return np.asarray(arrays[indices]), labels[indices]
+        return read_rows(arrays, indices), labels[indices]
 
     def read(indices):
         x, y = tf.numpy_function(gather, [indices], [dtype, tf.int32], stateful=False)

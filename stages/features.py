@@ -14,6 +14,7 @@ from tqdm import tqdm
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
+from imgclf.arrays import row_writer
 from imgclf.augment import augmentation
 from imgclf.dataset import batches, read_split
 from imgclf.errors import interactive, run_stage
@@ -34,19 +35,14 @@ def extract(extractor, images, labels, batch_size, views, path, augment=None, se
     forward = tf.function(lambda x: extractor(x, training=False), jit_compile=jit_compile,
                           reduce_retracing=True)
     shape = extractor.compute_output_shape((None, *images.shape[1:]))[1:]
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16,
-                                    shape=(len(labels) * views, *shape))
-    row = 0
     progress = tqdm(total=len(labels) * views, desc="features", unit="img", disable=not interactive())
-    for view in range(views):
-        dataset = batches(images, labels, batch_size, seed=seed + view,
-                          augment=augment if view else None)
-        for x, _ in dataset:
-            progress.update(len(x))
-            features = forward(x).numpy()
-            out[row:row + len(features)] = features
-            row += len(features)
-    out.flush()
+    with row_writer(path, np.float16, shape, len(labels) * views) as write:
+        for view in range(views):
+            dataset = batches(images, labels, batch_size, seed=seed + view,
+                              augment=augment if view else None)
+            for x, _ in dataset:
+                progress.update(len(x))
+                write(forward(x).numpy())
     progress.close()
     return np.tile(np.asarray(labels), views)
 

@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from imgclf import params as params_lib
+from imgclf.arrays import row_writer
 from imgclf.dataset import SPLITS, list_images, try_load_image
 from imgclf.errors import UserError, interactive, run_stage
 
@@ -29,32 +30,24 @@ def prepare_split(items, folder, size, pool, seen):
     another split (`seen`: pixel hash -> (folder, path), updated here) is left out, so no
     test image leaks into training. Returns [(path, reason)] of unreadable and duplicates."""
     os.makedirs(folder, exist_ok=True)
-    images = np.lib.format.open_memmap(os.path.join(folder, "images.npy"), mode="w+",
-                                       dtype=np.uint8, shape=(len(items), size, size, 3))
-    kept, labels, files, unreadable, duplicates = 0, [], [], [], []
+    labels, files, unreadable, duplicates = [], [], [], []
     decoded = pool.imap(functools.partial(try_load_image, size=size), [p for p, _ in items], chunksize=16)
     progress = tqdm(decoded, total=len(items), desc=os.path.basename(folder), unit="img",
                     disable=not interactive())
-    for (path, label), (pixels, reason) in zip(items, progress):
-        if pixels is None:
-            unreadable.append((path, reason))
-            continue
-        digest = hashlib.sha1(pixels.tobytes()).hexdigest()
-        first = seen.setdefault(digest, (folder, path))
-        if first[0] != folder:
-            duplicates.append((path, f"same pixels as {first[1]}: left out"))
-            continue
-        images[kept] = pixels
-        labels.append(label)
-        files.append(path)
-        kept += 1
-    images.flush()
-    del images
-    if kept < len(items):  # shrink to the images kept (rare: unreadable files, duplicates)
-        full = np.load(os.path.join(folder, "images.npy"), mmap_mode="r")
-        np.save(os.path.join(folder, "images.npy.part"), full[:kept])
-        del full
-        os.replace(os.path.join(folder, "images.npy.part.npy"), os.path.join(folder, "images.npy"))
+    with row_writer(os.path.join(folder, "images.npy"), np.uint8, (size, size, 3),
+                    len(items)) as write:
+        for (path, label), (pixels, reason) in zip(items, progress):
+            if pixels is None:
+                unreadable.append((path, reason))
+                continue
+            digest = hashlib.sha1(pixels.tobytes()).hexdigest()
+            first = seen.setdefault(digest, (folder, path))
+            if first[0] != folder:
+                duplicates.append((path, f"same pixels as {first[1]}: left out"))
+                continue
+            write(pixels[None])
+            labels.append(label)
+            files.append(path)
     np.save(os.path.join(folder, "labels.npy"), np.asarray(labels, dtype=np.int32))
     with open(os.path.join(folder, "files.txt"), "w") as f:
         f.write("".join(f"{file}\n" for file in files))
