@@ -48,15 +48,26 @@ def generate_split(folder, count, classes=5, seed=0):
             os.path.join(target, f"{index:06d}.jpg"), quality=90)
 
 
+# Starts argv[2:], then writes its peak resident memory (KiB) to argv[1]. Forked from this
+# small process, the measured command does not count the benchmark's own memory, which a
+# child forked from the benchmark inherits (and reports as resident) until it execs.
+PEAK_RSS = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN)"
+            ".ru_maxrss)); sys.exit(code)")
+
+
 def run(command, cwd, log):
-    """Run command; its wall seconds and peak resident memory in MiB (from wait4)."""
+    """Run command; its wall seconds and peak resident memory in MiB."""
+    peak_file = log + ".peak_rss"
     start = time.perf_counter()
     with open(log, "a") as out:
-        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    if status:
+        code = subprocess.call([sys.executable, "-c", PEAK_RSS, peak_file, *command], cwd=cwd,
+                               stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - start
+    if code:
         sys.exit(f"benchmarks: {' '.join(command)} failed in {cwd}; see {log}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024  # Linux: KiB
+    with open(peak_file) as f:
+        return seconds, int(f.read()) / 1024  # Linux: KiB
 
 
 def memory_at(work, count):

@@ -26,15 +26,19 @@ OUTPUT = "data/features"
 METRICS = "metrics/features.json"
 
 
-def extract(extractor, images, labels, batch_size, views, path, augment=None, seed=0,
-            jit_compile=False):
-    """Write the extractor's outputs over `views` passes of images to path (.npy) batch by
-    batch; the first pass is unaugmented, the others go through augment (seeded per view)."""
+def traced_forward(extractor, image_shape, jit_compile=False):
+    """The extractor as one graph for batches of any count of image_shape images, traced
+    once (called eagerly, the model pays Python's price for every layer of every batch)."""
     import tensorflow as tf
 
-    forward = tf.function(lambda x: extractor(x, training=False), jit_compile=jit_compile,
-                          reduce_retracing=True)
-    shape = extractor.compute_output_shape((None, *images.shape[1:]))[1:]
+    return tf.function(lambda x: extractor(x, training=False), jit_compile=jit_compile,
+                       input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
+
+
+def extract(forward, images, labels, batch_size, views, path, augment=None, seed=0):
+    """Write forward's outputs over `views` passes of images to path (.npy) batch by batch;
+    the first pass is unaugmented, the others go through augment (seeded per view)."""
+    shape = tuple(forward.get_concrete_function().structured_outputs.shape[1:])
     progress = tqdm(total=len(labels) * views, desc="features", unit="img", disable=not interactive())
     with row_writer(path, np.float16, shape, len(labels) * views) as write:
         for view in range(views):
@@ -58,13 +62,15 @@ def main():
     augment = augmentation(params["augment"])
     views = {"train": 1 + params["features"]["augmented_views"], "val": 1}
     counts = {}
+    splits = {split: read_split(SOURCE, split) for split in views}
+    forward = traced_forward(extractor, splits["train"][0].shape[1:], jit_compile)
     with replaced_when_done(OUTPUT) as tmp:
         os.makedirs(tmp)
         for split, count in views.items():
-            images, labels, _ = read_split(SOURCE, split)
-            out_labels = extract(extractor, images, labels, params["features"]["batch_size"],
+            images, labels, _ = splits[split]
+            out_labels = extract(forward, images, labels, params["features"]["batch_size"],
                                  count, os.path.join(tmp, f"{split}.npy"), augment,
-                                 params["seed"], jit_compile)
+                                 params["seed"])
             np.save(os.path.join(tmp, f"{split}_labels.npy"), out_labels.astype(np.int32))
             counts[split] = len(out_labels)
         # The class names travel with the features, so transfer needs nothing else.
