@@ -11,7 +11,7 @@ from imgclf.files import replaced_when_done  # noqa: E402
 def save(figure, path):
     figure.tight_layout()
     with replaced_when_done(path) as tmp:
-        figure.savefig(tmp, dpi=100)
+        figure.savefig(tmp, dpi=100, bbox_inches="tight")  # titles of equal-aspect axes too
     plt.close(figure)
 
 

@@ -109,8 +109,8 @@ def mixed_precision_on(setting):
 
 
 def jit_compile(setting):
-    """compute.xla resolved: auto compiles with XLA on GPUs, not on CPU (where it slows
-    these models down, and some ops have no XLA kernel)."""
+    """compute.xla resolved: auto compiles training and feature extraction with XLA when a
+    GPU is visible (fused kernels); off on CPU."""
     return bool(gpus()) if setting == "auto" else setting
 
 
