@@ -17,7 +17,7 @@ from imgclf import params as params_lib
 from imgclf.arrays import row_writer
 from imgclf.augment import augmentation
 from imgclf.dataset import batches, read_split
-from imgclf.errors import interactive, run_stage
+from imgclf.errors import UserError, interactive, run_stage
 from imgclf.files import replaced_when_done, write_json
 from imgclf.training import set_seed
 
@@ -35,6 +35,16 @@ def traced_forward(extractor, image_shape, jit_compile=False):
                        input_signature=[tf.TensorSpec([None, *image_shape], tf.float32)])
 
 
+def float16_rows(rows, path):
+    """rows in float16, the cache's type; a value beyond its range would become inf."""
+    largest = float(np.abs(rows).max(initial=0))
+    if not largest <= np.finfo(np.float16).max:  # also catches NaN
+        raise UserError(f"{path}: the backbone's feature maps reach {largest:.3g}, beyond "
+                        f"float16's {np.finfo(np.float16).max:.0f}; this backbone cannot be "
+                        "cached as features, check its weights and preprocessing")
+    return rows.astype(np.float16)
+
+
 def extract(forward, images, labels, batch_size, views, path, augment=None, seed=0):
     """Write forward's outputs over `views` passes of images to path (.npy) batch by batch;
     the first pass is unaugmented, the others go through augment (seeded per view)."""
@@ -46,7 +56,7 @@ def extract(forward, images, labels, batch_size, views, path, augment=None, seed
                               augment=augment if view else None)
             for x, _ in dataset:
                 progress.update(len(x))
-                write(forward(x).numpy())
+                write(float16_rows(forward(x).numpy(), path))
     progress.close()
     return np.tile(np.asarray(labels), views)
 

@@ -1,6 +1,8 @@
 import re
 import time
 
+import yaml
+
 from imgclf.compare import comparison_table, flat_keys
 from tests.conftest import run, tiny_pipeline_repo
 
@@ -42,7 +44,7 @@ def test_compare_queued_experiments_with_real_dvc(tmp_path):
     run(repo, "dvc", "repro")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "baseline")
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "model=mobilenet,mobilenet_v3_small",
+    run(repo, "dvc", "exp", "run", "--queue", "-S", "model=mobilenet_v2,mobilenet_v3_small",
         "-S", "finetune.unfreeze=2")
     run(repo, "dvc", "exp", "run", "--queue", "-S", "head.dropout=0.1")
     run(repo, "dvc", "queue", "start")
@@ -56,7 +58,8 @@ def test_compare_queued_experiments_with_real_dvc(tmp_path):
     assert header[:4] == ["experiment", "model", "head.dropout", "finetune.unfreeze"]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
     assert len(rows) == 4  # the baseline and three experiments
-    assert sorted((row[1], row[2], row[3]) for row in rows) == [
-        ("mobilenet", "0.5", "2"), ("mobilenet_v2", "0.1", "5"), ("mobilenet_v2", "0.5", "5"),
-        ("mobilenet_v3_small", "0.5", "2")]
+    default = yaml.safe_load((repo / "params.yaml").read_text())["model"]
+    assert sorted((row[1], row[2], row[3]) for row in rows) == sorted([
+        (default, "0.5", "5"), (default, "0.1", "5"), ("mobilenet_v2", "0.5", "2"),
+        ("mobilenet_v3_small", "0.5", "2")])
     assert all(re.fullmatch(r"[01](\.\d+)?", cell) for row in rows for cell in row[4:12])

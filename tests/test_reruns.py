@@ -41,9 +41,11 @@ ROWS = [
     ("finetune.learning_rate", 0.001, from_stage("finetune")),
     ("head.dropout", 0.3, from_stage("transfer")),
     ("transfer.learning_rate", 0.002, from_stage("transfer")),
+    # Random-weight feature maps at 32 pixels are ~1e-12, zeros in float16: two backbones'
+    # features differ only in shape here, so each row that must rerun transfer changes it.
+    ("backbones.mobilenet.alpha", 0.5, from_stage("features")),  # 768 -> 512 channels
+    ("backbones.mobilenet_v2.alpha", 0.5, set()),  # not the configured model
     ("model", "mobilenet_v2", from_stage("features")),
-    ("backbones.mobilenet_v2.alpha", 0.5, from_stage("features")),
-    ("backbones.mobilenet.alpha", 0.5, set()),  # not the configured model
     ("image_size", 64, from_stage("features")),
     # features applies augmentation only to its extra views (0 here): its output does not
     # change, so DVC skips transfer; finetune trains on augmented images and reruns.

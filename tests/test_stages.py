@@ -7,6 +7,7 @@ import pytest
 from imgclf.dataset import read_classes, read_split
 from imgclf.errors import UserError
 from stages.evaluate import score
+from stages.features import float16_rows
 from imgclf import charts
 from imgclf.report import html_report
 from stages.plot import confident_mistakes, examples_per_class
@@ -152,3 +153,11 @@ def test_finetune_that_only_hurts_is_undone(tmp_path):
     assert metrics["kept_transfer_model"] == 1 and metrics["best_epoch"] == 3
     assert metrics["epochs_run"] == 2 and metrics["unfrozen_layers"] == 20
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_features_beyond_float16_range_stop_the_stage():
+    assert float16_rows(np.array([[1.5, -70000.0]]) / 2, "train.npy").dtype == np.float16
+    with pytest.raises(UserError, match=r"train.npy: .*7e\+04.*float16"):
+        float16_rows(np.array([[1.5, -70000.0]]), "train.npy")
+    with pytest.raises(UserError, match="nan"):
+        float16_rows(np.array([[np.nan]]), "train.npy")
