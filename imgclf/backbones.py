@@ -1,5 +1,4 @@
 """Registry of keras.applications backbones and building one with the right weights."""
-import inspect
 import os
 import re
 import warnings
@@ -64,8 +63,20 @@ REGISTRY.update({
 FIXED_INPUT = {"nasnet_mobile", "nasnet_large"}
 
 # Constructor arguments the pipeline sets itself; backbones.<name>.* may not override them.
+# include_preprocessing too: MobileNetV3, EfficientNetV2 and ConvNeXt rescale pixels inside
+# themselves and the pipeline relies on it (their preprocess_input is a pass-through).
 MANAGED_ARGS = {"include_top", "weights", "input_tensor", "input_shape", "pooling",
-                "classes", "classifier_activation", "name"}
+                "classes", "classifier_activation", "name", "include_preprocessing"}
+
+# Constructor arguments a user may set under backbones.<name>: the constructor's parameters
+# less MANAGED_ARGS, written out so that validating params needs no TensorFlow import
+# (tests/test_backbones.py checks them against keras.applications' signatures).
+EXTRA_ARGS = {
+    "mobilenet": ("alpha", "depth_multiplier", "dropout"),
+    "mobilenet_v2": ("alpha",),
+    "mobilenet_v3_small": ("alpha", "dropout_rate", "minimalistic"),
+    "mobilenet_v3_large": ("alpha", "dropout_rate", "minimalistic"),
+}
 
 
 def native_size(name):
@@ -95,8 +106,7 @@ def preprocess_input(name):
 
 def extra_args(name):
     """Constructor arguments a user may set under backbones.<name> (e.g. alpha)."""
-    params = inspect.signature(constructor(name)).parameters
-    return sorted(set(params) - MANAGED_ARGS)
+    return list(EXTRA_ARGS.get(name, ()))
 
 
 def keras_cache_dir():

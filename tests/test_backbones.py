@@ -1,4 +1,7 @@
+import inspect
 import os
+import subprocess
+import sys
 import urllib.error
 
 import keras
@@ -7,7 +10,7 @@ import pytest
 
 from imgclf import backbones
 from imgclf.errors import UserError
-from tests.conftest import MOBILENET_V2_035, SHARED_WEIGHTS
+from tests.conftest import MOBILENET_V2_035, ROOT, SHARED_WEIGHTS
 
 
 def test_registry_names_and_sizes_are_consistent():
@@ -49,3 +52,23 @@ def test_weights_from_a_file_path_are_the_real_ones():
                            keras.ops.convert_to_numpy(random.get_layer("Conv1").kernel))
     # ImageNet BatchNorm statistics are not the fresh layer's zeros and ones.
     assert not np.allclose(keras.ops.convert_to_numpy(pretrained.get_layer("bn_Conv1").moving_mean), 0)
+
+
+def test_the_written_out_constructor_arguments_match_keras():
+    """backbones.EXTRA_ARGS spares params validation a TensorFlow import; it must stay what
+    each keras.applications constructor accepts beyond the arguments the pipeline sets."""
+    for name in backbones.REGISTRY:
+        accepted = set(inspect.signature(backbones.constructor(name)).parameters)
+        assert sorted(accepted - backbones.MANAGED_ARGS) == sorted(backbones.extra_args(name)), name
+
+
+def test_validating_params_imports_no_tensorflow():
+    """The data stages (sample, split, preprocess) load params: 4 s of TensorFlow import each
+    if validation needed Keras."""
+    code = ("import sys, yaml; from imgclf import params; "
+            "params.validate(yaml.safe_load(open('params.yaml'))); "
+            "import stages.sample, stages.split, stages.preprocess; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.strip() == "[]"
