@@ -1,31 +1,30 @@
-"""Fixtures: real image files written by the tests, and the shared ImageNet weights."""
+"""Fixtures: real image files written by the tests, models whose outputs vary
+(tests/informative.py), and the pipeline run once per pytest session on a tiny dataset it
+must learn: as plain stage processes for the default suite, with real DVC for `-m slow`."""
 import os
 import re
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
-SHARED_WEIGHTS = os.path.join(SHARED, "keras", "models")
-MOBILENET_V2_035 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+from tests.informative import ROOT, SHARED_WEIGHTS, separable_images, trained_classifier
+
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", "stages", "imgclf"]
+TINY_CLASSES = ["cat", "dog", "fox"]
+TINY_PER_CLASS = 40  # a 50/25/25 split: 30 test images, 10 per class
+TINY_UNFREEZE = 5
 
 
 def write_images(folder, classes, per_class, size=40, seed=0):
-    """Real PNG files, one class per folder; each class has its own colour and stripe so a
-    classifier can tell them apart."""
-    rng = np.random.default_rng(seed)
-    for label, name in enumerate(classes):
-        os.makedirs(os.path.join(folder, name), exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-            pixels[:, :, label % 3] += 150
-            pixels[label * 4 % size:label * 4 % size + 6, :, :] = 255
-            Image.fromarray(pixels).save(os.path.join(folder, name, f"img_{i:03d}.png"))
+    """Real PNG files of separable_images, one folder per class."""
+    images, labels = separable_images(len(classes), per_class, size, seed)
+    for index, (pixels, label) in enumerate(zip(images, labels)):
+        os.makedirs(os.path.join(folder, classes[label]), exist_ok=True)
+        Image.fromarray(pixels).save(
+            os.path.join(folder, classes[label], f"img_{index % per_class:03d}.png"))
     return folder
 
 
@@ -34,22 +33,27 @@ def image_folder(tmp_path):
     return write_images(str(tmp_path / "images"), ["cat", "dog", "fox"], per_class=10)
 
 
-@pytest.fixture
-def shared_weights(tmp_path):
-    """A temporary Keras cache holding a copy of the shared ImageNet weights."""
+@pytest.fixture(scope="session")
+def classifier():
+    """A trained classifier with varied outputs (tests/informative.py); do not train it."""
+    return trained_classifier()
+
+
+@pytest.fixture(scope="session")
+def keras_home(tmp_path_factory):
+    """A temporary Keras cache holding a copy of the shared ImageNet weights, for pipeline
+    processes (Keras reads KERAS_HOME at import, so in-process tests pass a file path)."""
     if not os.path.isdir(SHARED_WEIGHTS):
         pytest.skip(f"{SHARED_WEIGHTS} is absent: no real ImageNet weights on this machine")
-    home = tmp_path / "keras_home"
+    home = tmp_path_factory.mktemp("keras_home")
     shutil.copytree(SHARED_WEIGHTS, home / "models")
     return str(home)
 
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", "stages", "imgclf"]
-
-
-def run(repo, *command):
+def run(repo, *command, env=None):
     """A command in a pipeline repo; its output, or a failure showing the end of it."""
-    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, **(env or {})})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -62,10 +66,8 @@ def stages_skipped(output):
     return set(re.findall(r"Stage '(\w+)' didn't change, skipping", output))
 
 
-def make_pipeline_repo(tmp_path, update_params):
-    """A git + DVC repository holding a copy of the project, params changed by update_params.
-    Its stages find Keras' cache through $KERAS_HOME, as a user's would."""
-    repo = tmp_path / "repo"
+def copy_project(repo, update_params):
+    """A copy of the project's pipeline in repo, params changed by update_params."""
     repo.mkdir()
     for name in PROJECT_FILES:
         source = os.path.join(ROOT, name)
@@ -78,6 +80,13 @@ def make_pipeline_repo(tmp_path, update_params):
     update_params(values)
     with open(repo / "params.yaml", "w") as f:
         yaml.safe_dump(values, f, sort_keys=False)
+    return repo
+
+
+def make_pipeline_repo(tmp_path, update_params):
+    """A git + DVC repository holding a copy of the project, params changed by update_params.
+    Its stages find Keras' cache through $KERAS_HOME, as a user's would."""
+    repo = copy_project(tmp_path / "repo", update_params)
     for command in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
                     ["git", "config", "user.name", "test"], ["dvc", "init", "-q"],
                     ["dvc", "config", "core.analytics", "false"]):
@@ -85,16 +94,61 @@ def make_pipeline_repo(tmp_path, update_params):
     return repo
 
 
-def tiny_pipeline_repo(tmp_path):
-    """A pipeline repo on 30 generated 32-pixel images with random weights: seconds a stage."""
-    def params(values):
-        values.update(weights="none", image_size=32)
-        values["data"]["dir"] = "images"
-        values["preprocess"]["size"] = 32
-        values["transfer"].update(epochs=1, patience=0)
-        values["finetune"].update(epochs=1, patience=0, unfreeze=5)
-        values["export"]["formats"] = []  # the formats: tests/test_export.py, test_pipeline.py
+def tiny_params(values):
+    """The default backbone (MobileNet-0.75, ImageNet weights) at 64 px on 120 generated
+    images of three separable classes, few epochs: under two minutes for the whole run."""
+    values["data"]["dir"] = "images"
+    values["image_size"] = values["preprocess"]["size"] = 64
+    values["split"].update(train=0.5, val=0.25, test=0.25)
+    values["transfer"].update(epochs=10)
+    values["finetune"].update(epochs=2, unfreeze=TINY_UNFREEZE)
+    values["export"]["formats"] = ["saved_model", "tflite_float32"]
 
-    repo = make_pipeline_repo(tmp_path, params)
-    write_images(str(repo / "images"), ["a", "b", "c"], per_class=10)
+
+def tiny_project(folder):
+    repo = copy_project(folder, tiny_params)
+    write_images(str(repo / "images"), TINY_CLASSES, per_class=TINY_PER_CLASS, size=64)
+    return repo
+
+
+def stage_commands(repo):
+    with open(repo / "dvc.yaml") as f:
+        return {name: stage["cmd"] for name, stage in yaml.safe_load(f)["stages"].items()}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, keras_home):
+    """The tiny project after every stage of dvc.yaml ran, in its order, as DVC runs them
+    (one process each), without DVC. The test split is moved away from the end of
+    preprocess to the start of evaluate: a training stage that reads it fails the run."""
+    repo = tiny_project(tmp_path_factory.mktemp("tiny_run") / "project")
+    test_split = repo / "data" / "prepared" / "test"
+    hidden = repo / "hidden_test_split"
+    for name, command in stage_commands(repo).items():
+        if name == "features":
+            test_split.rename(hidden)
+        if name == "evaluate":
+            hidden.rename(test_split)
+        run(repo, "bash", "-c", command, env={"KERAS_HOME": keras_home})
+    return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_dvc_repo(tmp_path_factory, keras_home):
+    """The tiny project as a git + DVC repo after `dvc repro` and a commit; copy it
+    (dvc_repo) before changing anything."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("tiny_dvc"), tiny_params)
+    write_images(str(repo / "images"), TINY_CLASSES, per_class=TINY_PER_CLASS, size=64)
+    run(repo, "dvc", "repro", env={"KERAS_HOME": keras_home})
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "tiny pipeline")
+    return repo
+
+
+@pytest.fixture
+def dvc_repo(tiny_dvc_repo, tmp_path, keras_home, monkeypatch):
+    """A copy of the reproduced tiny DVC repo, for one test to change."""
+    monkeypatch.setenv("KERAS_HOME", keras_home)
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_dvc_repo, repo, symlinks=True)
     return repo

@@ -7,40 +7,45 @@ import numpy as np
 from imgclf.dataset import load_image
 from imgclf.predict import image_paths, main, predict
 from tests.conftest import write_images
-from tests.test_model import tiny_classifier
+from tests.informative import SIZE, assert_informative
 
 
-def test_predict_files_and_folders_with_bad_files_reported(tmp_path):
-    folder = write_images(str(tmp_path / "new"), ["x", "y"], per_class=3)
-    os.makedirs(tmp_path / "new" / "y" / "deeper")
-    (tmp_path / "new" / "y" / "deeper" / "broken.jpg").write_text("not an image")
+def test_each_file_gets_its_own_prediction_and_bad_files_are_reported(tmp_path, classifier):
+    folder = write_images(str(tmp_path / "new"), ["cat", "dog", "fox"], per_class=3, seed=4)
+    os.makedirs(tmp_path / "new" / "fox" / "deeper")
+    (tmp_path / "new" / "fox" / "deeper" / "broken.jpg").write_text("not an image")
     (tmp_path / "new" / ".hidden.png").write_text("ignored")
     paths = list(image_paths([folder]))
-    assert len(paths) == 7 and paths[-1].endswith("broken.jpg")
+    assert len(paths) == 10 and paths[-1].endswith("broken.jpg")
 
-    model = tiny_classifier(classes=("cat", "dog", "fox"))
-    rows = predict(model, paths, top_k=3, batch_size=4, size=32, processes=1)
+    rows = predict(classifier, paths, top_k=3, batch_size=4, size=SIZE, processes=1)
     assert [row["file"] for row in rows] == paths
     assert rows[-1]["error"].startswith("UnidentifiedImageError")
-    direct = model.predict(np.stack([load_image(p, 32) for p in paths[:-1]]).astype("float32"), verbose=0)
-    for row, probabilities in zip(rows[:-1], direct):
+    direct = classifier.predict(np.stack([load_image(p, SIZE) for p in paths[:-1]]).astype("float32"),
+                                verbose=0)
+    assert_informative(direct, [0] * 3 + [1] * 3 + [2] * 3)
+    for row, probabilities, path in zip(rows[:-1], direct, paths):
         ranked = [p for _, p in row["predictions"]]
         assert ranked == sorted(ranked, reverse=True)
+        assert row["predictions"][0][0] == path.split(os.sep)[-2]  # the image's own class
         by_class = dict(row["predictions"])
-        np.testing.assert_allclose([by_class[c] for c in ("cat", "dog", "fox")], probabilities, atol=1e-5)
+        np.testing.assert_allclose([by_class[c] for c in ("cat", "dog", "fox")], probabilities,
+                                   atol=1e-5)
 
 
-def test_command_writes_csv_and_json(tmp_path, monkeypatch):
-    folder = write_images(str(tmp_path / "new"), ["x"], per_class=2)
-    (tmp_path / "new" / "x" / "bad.png").write_bytes(b"")
+def test_command_writes_csv_and_json(tmp_path, monkeypatch, classifier):
+    folder = write_images(str(tmp_path / "new"), ["cat", "dog"], per_class=2)
+    (tmp_path / "new" / "cat" / "bad.png").write_bytes(b"")
     model_path = str(tmp_path / "model.keras")
-    tiny_classifier(classes=("a", "b")).save(model_path)
+    classifier.save(model_path)
     monkeypatch.chdir(tmp_path)  # outside the project: decode at the model's own size
     main([folder, "-m", model_path, "-k", "2", "-o", "out.csv"])
     with open(tmp_path / "out.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["file", "class_1", "probability_1", "class_2", "probability_2", "error"]
-    assert [bool(row["error"]) for row in rows] == [True, False, False]  # bad.png sorts first
+    assert [bool(row["error"]) for row in rows] == [True, False, False, False, False]  # bad.png first
+    assert [row["class_1"] for row in rows[1:]] == ["cat", "cat", "dog", "dog"]
     main([folder, "-m", model_path, "-o", "out.json"])
     result = json.loads((tmp_path / "out.json").read_text())
-    assert {p["class"] for p in result[1]["predictions"]} == {"a", "b"}
+    assert [row["predictions"][0]["class"] for row in result[1:]] == ["cat", "cat", "dog", "dog"]
+    assert {p["class"] for p in result[1]["predictions"]} == {"cat", "dog", "fox"}

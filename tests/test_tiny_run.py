@@ -1,0 +1,104 @@
+"""The whole pipeline, every stage of dvc.yaml in its own process, on 120 generated images of
+three separable classes with the default backbone's ImageNet weights (tests/conftest.py:
+tiny_run). The run must learn them, and every output must agree with the images' folders."""
+import csv
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import TINY_CLASSES, TINY_UNFREEZE, run
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def folder_class(path):
+    """The class of an image by the folder it was split into: data/split/<split>/<class>/x."""
+    return os.path.normpath(path).split(os.sep)[-2]
+
+
+def test_the_pipeline_learns_a_separable_dataset(tiny_run):
+    metrics = json.loads((tiny_run / "metrics" / "metrics.json").read_text())
+    assert metrics["n_test"] == 30 and metrics["evaluated_on_val"] == 0
+    assert metrics["accuracy"] >= 0.9 and metrics["transfer_accuracy"] >= 0.9, metrics  # chance: 0.33
+    assert metrics["f1"] >= 0.9, metrics
+    # The training stages ran without the test split on disk (conftest hides it), so none
+    # of them read it; the splits share no file.
+    splits = {split: {os.path.basename(path) + folder_class(path)
+                      for path in (tiny_run / "data" / "prepared" / split / "files.txt")
+                      .read_text().split()} for split in ("train", "val", "test")}
+    assert not (splits["train"] & splits["test"]) and not (splits["val"] & splits["test"])
+    assert not (splits["train"] & splits["val"])
+    assert [len(files) for files in splits.values()] == [60, 30, 30]
+
+
+def test_evaluation_rows_are_each_test_image_with_its_own_class(tiny_run):
+    """The metrics come from the true labels: recomputed here from the folders."""
+    rows = read_csv(tiny_run / "plots" / "confusion.csv")
+    test_files = (tiny_run / "data" / "prepared" / "test" / "files.txt").read_text().split()
+    assert sorted(row["file"] for row in rows) == sorted(test_files)
+    assert all(row["actual"] == folder_class(row["file"]) for row in rows)
+    correct = sum(row["predicted"] == row["actual"] for row in rows)
+    metrics = json.loads((tiny_run / "metrics" / "metrics.json").read_text())
+    assert metrics["accuracy"] == correct / len(rows)
+    assert len({row["predicted"] for row in rows}) == 3
+    per_class = json.loads((tiny_run / "metrics" / "per_class.json").read_text())
+    assert [per_class[name]["support"] for name in TINY_CLASSES] == [10, 10, 10]
+
+
+def test_predict_agrees_with_evaluate_and_the_folders_file_by_file(tiny_run):
+    run(tiny_run, "python", "-m", "imgclf.predict", "data/split/test", "-k", "1", "-o",
+        "predicted.csv")
+    predicted = {row["file"]: row["class_1"] for row in read_csv(tiny_run / "predicted.csv")}
+    evaluated = {row["file"]: row["predicted"]
+                 for row in read_csv(tiny_run / "plots" / "confusion.csv")}
+    assert predicted == evaluated and len(predicted) == 30
+    right = sum(name == folder_class(path) for path, name in predicted.items())
+    assert right >= 27, predicted
+
+
+def test_fine_tuning_trained_what_was_asked(tiny_run):
+    finetune = json.loads((tiny_run / "metrics" / "finetune.json").read_text())
+    transfer = json.loads((tiny_run / "metrics" / "transfer.json").read_text())
+    assert finetune["unfrozen_layers"] == TINY_UNFREEZE and finetune["epochs_run"] == 2
+    assert transfer["epochs_run"] == 10 and 1 <= transfer["best_epoch"] <= 10
+    history = read_csv(tiny_run / "plots" / "history" / "transfer.csv")
+    best = int(np.argmin([float(row["val_loss"]) for row in history]))
+    assert transfer["best_epoch"] == best + 1
+    assert transfer["best_val_loss"] == float(history[best]["val_loss"])
+
+
+def test_exported_models_and_labels_name_each_test_image_right(tiny_run):
+    """labels.txt and every exported file, used as the README shows, classify the test
+    images by their folders; the export stage's own check compared them with Keras."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    labels = (tiny_run / "models" / "export" / "labels.txt").read_text().split("\n")[:-1]
+    assert labels == TINY_CLASSES
+    exported = json.loads((tiny_run / "metrics" / "export.json").read_text())
+    assert exported["keras"]["n"] == 30
+    for name in ("saved_model", "tflite_float32"):
+        assert exported[name]["agreement"] >= 0.99, exported
+    test_files = (tiny_run / "data" / "prepared" / "test" / "files.txt").read_text().split()
+    pixels = np.stack([np.asarray(Image.open(tiny_run / path).convert("RGB"), np.float32)
+                       for path in test_files])
+    interpreter = Interpreter(model_path=str(tiny_run / "models" / "export" / "model_float32.tflite"))
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(source["index"], pixels.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(source["index"], pixels)
+    interpreter.invoke()
+    names = [labels[i] for i in interpreter.get_tensor(target["index"]).argmax(axis=1)]
+    right = sum(name == folder_class(path) for name, path in zip(names, test_files))
+    assert right >= 27, list(zip(names, test_files))
+
+
+def test_plots_and_report_are_written(tiny_run):
+    for name in ("training", "confusion", "per_class", "mistakes", "gradcam"):
+        assert (tiny_run / "plots" / f"{name}.png").stat().st_size > 5_000, name
+    page = (tiny_run / "plots" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5
