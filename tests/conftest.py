@@ -10,12 +10,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.informative import ROOT, SHARED_WEIGHTS, separable_images, trained_classifier
+from tests.informative import (ROOT, SHARED_WEIGHTS, imagenet_file, separable_images,
+                               trained_classifier)
 
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", "stages", "imgclf"]
 TINY_CLASSES = ["cat", "dog", "fox"]
 TINY_PER_CLASS = 40  # a 50/25/25 split: 30 test images, 10 per class
 TINY_UNFREEZE = 5
+MOBILENET_075 = "mobilenet_7_5_224_tf_no_top.h5"  # the default backbone's ImageNet weights
 
 
 def write_images(folder, classes, per_class, size=40, seed=0):
@@ -41,10 +43,12 @@ def classifier():
 
 @pytest.fixture(scope="session")
 def keras_home(tmp_path_factory):
-    """A temporary Keras cache holding a copy of the shared ImageNet weights, for pipeline
-    processes (Keras reads KERAS_HOME at import, so in-process tests pass a file path)."""
+    """The Keras home of pipeline processes (Keras reads KERAS_HOME at import, so in-process
+    tests pass a file path): a temporary one holding a copy of the shared ImageNet weights,
+    or, without ../shared, Keras' own once it holds (or downloads) the default backbone's."""
     if not os.path.isdir(SHARED_WEIGHTS):
-        pytest.skip(f"{SHARED_WEIGHTS} is absent: no real ImageNet weights on this machine")
+        path = imagenet_file(MOBILENET_075, "mobilenet")
+        return os.path.dirname(os.path.dirname(path))
     home = tmp_path_factory.mktemp("keras_home")
     shutil.copytree(SHARED_WEIGHTS, home / "models")
     return str(home)

@@ -7,7 +7,8 @@ BatchNormalization statistics was tried: the features then vary, but chaotically
 regression on them scored 0.5 on held-out images of three plain colours). So the tests that
 compare outputs use the real ImageNet weights of MobileNetV2-0.35 from ../shared (2 MB,
 read in place through the weights: <path> form of the param) at 64 px, where its features
-separate `separable_images` perfectly, and skip with the reason where ../shared is absent.
+separate `separable_images` perfectly. Without ../shared they come from Keras' cache or
+download; where neither works the tests skip, saying why.
 """
 import os
 
@@ -25,12 +26,26 @@ SIZE = 64  # px: the smallest at which MobileNetV2-0.35's ImageNet features sepa
 CLASSES = ("cat", "dog", "fox")
 
 
+KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+def imagenet_file(file_name, family):
+    """The path of a Keras ImageNet weights file: from ../shared, else from Keras' own cache
+    or download (as on a user's CI runner); a skip saying why where neither has it."""
+    path = os.path.join(SHARED_WEIGHTS, file_name)
+    if os.path.exists(path):
+        return path
+    try:
+        return keras.utils.get_file(file_name, KERAS_WEIGHTS_URL + f"{family}/{file_name}",
+                                    cache_subdir="models")
+    except Exception as error:  # Keras raises a bare Exception when the download fails
+        pytest.skip(f"{path} is absent and Keras could not download it ({error}): "
+                    "no real ImageNet weights on this machine")
+
+
 def pretrained_weights():
     """The path of MobileNetV2-0.35's ImageNet weights, or a skip saying why there are none."""
-    path = os.path.join(SHARED_WEIGHTS, MOBILENET_V2_035)
-    if not os.path.exists(path):
-        pytest.skip(f"{path} is absent: no real ImageNet weights on this machine")
-    return path
+    return imagenet_file(MOBILENET_V2_035, "mobilenet_v2")
 
 
 def separable_images(class_count, per_class, size=40, seed=0):

@@ -10,7 +10,7 @@ import pytest
 
 from imgclf import backbones
 from imgclf.errors import UserError
-from tests.conftest import MOBILENET_V2_035, ROOT, SHARED_WEIGHTS
+from tests.informative import ROOT, pretrained_weights
 
 
 def test_registry_names_and_sizes_are_consistent():
@@ -41,9 +41,7 @@ def test_offline_imagenet_weights_fail_with_the_file_and_the_way_out(tmp_path, m
 
 
 def test_weights_from_a_file_path_are_the_real_ones():
-    path = os.path.join(SHARED_WEIGHTS, MOBILENET_V2_035)
-    if not os.path.exists(path):
-        pytest.skip(f"{path} is absent: no real ImageNet weights on this machine")
+    path = pretrained_weights()
     pretrained = backbones.build_backbone("mobilenet_v2", path, 96, {"alpha": 0.35})
     random = backbones.build_backbone("mobilenet_v2", "none", 96, {"alpha": 0.35})
     assert pretrained.name == "backbone"

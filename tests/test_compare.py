@@ -1,10 +1,10 @@
 import re
 import time
 
-import yaml
+import pytest
 
 from imgclf.compare import comparison_table, flat_keys
-from tests.conftest import run, tiny_pipeline_repo
+from tests.conftest import run
 
 
 def exp_row(name, model, unfreeze, accuracy):
@@ -39,27 +39,24 @@ def test_flat_keys_match_dvc_param_names():
         "model", "head.dense", "head.dropout", "backbones.vgg16"]
 
 
-def test_compare_queued_experiments_with_real_dvc(tmp_path):
-    repo = tiny_pipeline_repo(tmp_path)
-    run(repo, "dvc", "repro")
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", "baseline")
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "model=mobilenet_v2,mobilenet_v3_small",
+@pytest.mark.slow
+def test_compare_queued_experiments_with_real_dvc(dvc_repo):
+    run(dvc_repo, "dvc", "exp", "run", "--queue", "-S", "model=mobilenet,mobilenet_v2",
         "-S", "finetune.unfreeze=2")
-    run(repo, "dvc", "exp", "run", "--queue", "-S", "head.dropout=0.1")
-    run(repo, "dvc", "queue", "start")
+    run(dvc_repo, "dvc", "exp", "run", "--queue", "-S", "head.dropout=0.1")
+    run(dvc_repo, "dvc", "queue", "start")
     deadline = time.time() + 600
-    while re.search(r"\b(Queued|Running)\b", run(repo, "dvc", "queue", "status")):
-        assert time.time() < deadline, run(repo, "dvc", "queue", "status")
+    while re.search(r"\b(Queued|Running)\b", run(dvc_repo, "dvc", "queue", "status")):
+        assert time.time() < deadline, run(dvc_repo, "dvc", "queue", "status")
         time.sleep(3)
-    assert "Failed" not in run(repo, "dvc", "queue", "status")
-    table = run(repo, "python", "-m", "imgclf.compare").strip().splitlines()
+    assert "Failed" not in run(dvc_repo, "dvc", "queue", "status")
+    table = run(dvc_repo, "python", "-m", "imgclf.compare").strip().splitlines()
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert header[:4] == ["experiment", "model", "head.dropout", "finetune.unfreeze"]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[2:]]
     assert len(rows) == 4  # the baseline and three experiments
-    default = yaml.safe_load((repo / "params.yaml").read_text())["model"]
     assert sorted((row[1], row[2], row[3]) for row in rows) == sorted([
-        (default, "0.5", "5"), (default, "0.1", "5"), ("mobilenet_v2", "0.5", "2"),
-        ("mobilenet_v3_small", "0.5", "2")])
-    assert all(re.fullmatch(r"[01](\.\d+)?", cell) for row in rows for cell in row[4:12])
+        ("mobilenet", "0.5", "5"), ("mobilenet", "0.1", "5"), ("mobilenet", "0.5", "2"),
+        ("mobilenet_v2", "0.5", "2")])
+    # Every experiment learned the tiny dataset: test accuracy before and after fine-tuning.
+    assert all(float(row[4]) >= 0.9 and float(row[8]) >= 0.9 for row in rows), table

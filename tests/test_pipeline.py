@@ -23,8 +23,11 @@ def write_digit_slice(folder, per_class, size):
                 os.path.join(folder, str(label), f"{index}.png"))
 
 
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture
-def repo(tmp_path, shared_weights, monkeypatch):
+def repo(tmp_path, keras_home, monkeypatch):
     def params(values):
         values["data"]["dir"] = "digits"
         values["image_size"] = values["preprocess"]["size"] = 96
@@ -33,7 +36,7 @@ def repo(tmp_path, shared_weights, monkeypatch):
         # float formats only: 40 test images are too few to hold int8 to a 1-point drop
         values["export"]["formats"] = ["saved_model", "tflite_float32"]
 
-    monkeypatch.setenv("KERAS_HOME", shared_weights)
+    monkeypatch.setenv("KERAS_HOME", keras_home)
     repo = make_pipeline_repo(tmp_path, params)
     write_digit_slice(str(repo / "digits"), per_class=40, size=64)
     return repo
