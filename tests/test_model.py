@@ -12,15 +12,6 @@ from tests.informative import (SIZE, assert_informative, pretrained_weights, sep
                                trained_classifier)
 
 
-def tiny_classifier(name="mobilenet_v2", size=32, classes=("a", "b", "c"), extra=None):
-    """Random weights, tiny input: for structure only (shapes, dtypes, which layers train),
-    never for comparing outputs, which are the same for every image."""
-    extra = {"alpha": 0.35} if name == "mobilenet_v2" and extra is None else extra
-    extractor = model_lib.feature_extractor(name, "none", size, extra)
-    head = model_lib.build_head(extractor.output.shape[1:], len(classes), "avg", [8], 0.2)
-    return model_lib.full_model(extractor, head, list(classes))
-
-
 def test_the_model_computes_resize_then_the_backbones_own_preprocessing(classifier):
     """The same numbers as keras.applications' documented path, done by hand."""
     images, _ = separable_images(3, 4, size=50, seed=3)
