@@ -76,7 +76,7 @@ def memory_at(work, count):
 
     def params(values):
         values.update(model="mobilenet_v2", image_size=128)
-        values["preprocess"]["size"] = 128
+        values["preprocess"]["resolution"] = 128
         values["transfer"].update(epochs=1, patience=0)
         values["finetune"].update(epochs=1, patience=0)
 

@@ -139,9 +139,9 @@ SCHEMA = {
     "image_size": optional(integer(32, 2048)),
     "seed": integer(0),
     "data": {"dir": text},
-    "sample": {"size": integer(8, 1024)},
+    "sample": {"resolution": integer(8, 1024)},
     "split": {"train": fraction, "val": fraction, "test": fraction},
-    "preprocess": {"size": integer(32, 2048), "max_unreadable": fraction},
+    "preprocess": {"resolution": integer(32, 2048), "max_unreadable": fraction},
     "augment": {
         "flip": one_of(["none", "horizontal", "vertical", "horizontal_and_vertical"]),
         "rotation": number(0.0, 0.5),
@@ -203,7 +203,17 @@ def validate(values):
     if size is not None and size < smallest:
         raise UserError(f"params.yaml: image_size is {size}; {params['model']} needs at "
                         f"least {smallest} (or null for its native {backbones.native_size(params['model'])})")
+    _check_resolution(params)
     return params
+
+
+def _check_resolution(params):
+    # Images stored smaller than the model's input would be blown up, silently blurred.
+    stored, needed = params["preprocess"]["resolution"], input_size(params)
+    if stored < needed:
+        where = "image_size" if params["image_size"] else f"image_size (null: {params['model']}'s native)"
+        raise UserError(f"params.yaml: preprocess.resolution is {stored}, below {where} {needed}; "
+                        f"set preprocess.resolution to at least {needed}, or image_size lower")
 
 
 def _check_schedule(name, phase):

@@ -34,11 +34,11 @@ def image_paths(paths):
 
 
 def load_size(model, params_path="params.yaml"):
-    """Decode at the size the pipeline stored images at (preprocess.size), as evaluate saw
+    """Decode at the size the pipeline stored images at (preprocess.resolution), as evaluate saw
     them; outside the project, at the model's own input size."""
     if os.path.exists(params_path):
         with open(params_path) as f:
-            return yaml.safe_load(f)["preprocess"]["size"]
+            return yaml.safe_load(f)["preprocess"]["resolution"]
     return model.get_layer("resize").height
 
 

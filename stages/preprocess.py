@@ -1,4 +1,4 @@
-"""preprocess: decode every image of data/split once, as RGB at preprocess.size, into
+"""preprocess: decode every image of data/split once, as RGB at preprocess.resolution, into
 uint8 arrays (data/prepared/<split>/images.npy) that tf.data reads batch by batch.
 
 Backbone-independent on purpose: the model resizes to its own input size and applies its
@@ -91,7 +91,7 @@ def prepare(source, output, size, max_unreadable=1.0, processes=None):
 
 def main():
     params = params_lib.load()
-    size = params["preprocess"]["size"]
+    size = params["preprocess"]["resolution"]
     counts, skipped = prepare(SOURCE, OUTPUT, size, params["preprocess"]["max_unreadable"])
     return (f"preprocess: {counts} images at {size}x{size} -> {OUTPUT}/; {len(skipped)} "
             f"unreadable or duplicate file(s) left out (listed in {OUTPUT}/skipped.csv)")

@@ -31,7 +31,7 @@ def write_digits(output, size):
 
 def main():
     params = params_lib.load()
-    count = write_digits(OUTPUT, params["sample"]["size"])
+    count = write_digits(OUTPUT, params["sample"]["resolution"])
     return f"sample: wrote {count} digit images to {OUTPUT}/"
 
 

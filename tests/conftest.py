@@ -102,7 +102,7 @@ def tiny_params(values):
     """The default backbone (MobileNet-0.75, ImageNet weights) at 64 px on 120 generated
     images of three separable classes, few epochs: under two minutes for the whole run."""
     values["data"]["dir"] = "images"
-    values["image_size"] = values["preprocess"]["size"] = 64
+    values["image_size"] = values["preprocess"]["resolution"] = 64
     values["split"].update(train=0.5, val=0.25, test=0.25)
     values["transfer"].update(epochs=10)
     values["finetune"].update(epochs=2, unfreeze=TINY_UNFREEZE)

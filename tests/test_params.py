@@ -90,3 +90,40 @@ def test_unreadable_file(tmp_path):
     path.write_text("model: [unclosed\n")
     with pytest.raises(UserError, match="is not valid YAML"):
         params.load(str(path))
+
+
+def keys_at_any_depth(mapping, prefix=""):
+    for key, value in mapping.items():
+        yield f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from keys_at_any_depth(value, f"{prefix}{key}.")
+
+
+def test_no_param_is_named_size_or_nfiles(values):
+    # DVC 3.67 leaves keys named size or nfiles out of the run-cache key
+    # (treeverse/dvc#10296): changing one would restore stale outputs.
+    bad = [key for key in keys_at_any_depth(values) if key.split(".")[-1] in ("size", "nfiles")]
+    assert not bad, f"params.yaml keys that DVC's run cache ignores: {bad}"
+
+
+def test_images_stored_below_the_model_input_are_refused(values):
+    values["image_size"], values["preprocess"]["resolution"] = 224, 128
+    check_error(values, r"preprocess\.resolution is 128, below image_size 224; set preprocess\."
+                        r"resolution to at least 224")
+
+
+def test_a_native_input_above_the_stored_images_is_refused(values):
+    values["image_size"], values["preprocess"]["resolution"] = None, 128
+    check_error(values, r"preprocess\.resolution is 128, below image_size \(null: mobilenet's "
+                        r"native\) 224")
+
+
+def test_the_readmes_own_data_command_passes_the_resolution_check(values):
+    with open("README.md") as f:
+        command = re.search(r"dvc exp run -S data\.dir=my_images(.*?)\n\s*\n", f.read() + "\n\n", re.S)
+    for name, value in re.findall(r"-S ([\w.]+)=(\S+)", command.group(0)):
+        section, _, key = name.rpartition(".")
+        target = values[section] if section else values
+        target[key] = yaml.safe_load(value)
+    values["data"]["dir"] = "my_images"
+    params.validate(values)

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def repo(tmp_path, keras_home, monkeypatch):
     def params(values):
         values["data"]["dir"] = "digits"
-        values["image_size"] = values["preprocess"]["size"] = 96
+        values["image_size"] = values["preprocess"]["resolution"] = 96
         values["transfer"]["epochs"] = 15
         values["finetune"].update(epochs=2, unfreeze=20)
         # float formats only: 40 test images are too few to hold int8 to a 1-point drop

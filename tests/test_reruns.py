@@ -112,3 +112,16 @@ def test_changes_whose_outputs_come_out_the_same_stop_there(dvc_repo):
     output = run(dvc_repo, "dvc", "repro")
     assert stages_run(output) == {"evaluate"}, output[-2000:]
     assert stages_skipped(output) == set(ALL) - {"evaluate"}
+
+
+def test_a_new_resolution_stores_images_at_it(dvc_repo):
+    # Under a param named `size`, DVC 3.67 took this change for the run it had cached and
+    # restored the old images (treeverse/dvc#10296).
+    import numpy as np
+
+    set_param(dvc_repo, "preprocess.resolution", 80)
+    output = run(dvc_repo, "dvc", "repro", "preprocess")
+    assert "is cached" not in output, output[-2000:]
+    for split in ("train", "val", "test"):
+        images = np.load(dvc_repo / "data" / "prepared" / split / "images.npy", mmap_mode="r")
+        assert images.shape[1:] == (80, 80, 3)
