@@ -44,18 +44,19 @@ def row_writer(path, dtype, row_shape, capacity):
 
 
 def read_rows(array, indices):
-    """array[indices] as a new array. A whole memory-mapped .npy is read with pread instead of
-    through its mapping, which would keep the pages resident (see above)."""
+    """array[indices] as a new array. A whole memory-mapped .npy is read with plain file reads
+    instead of through its mapping, which would keep the pages resident (see above)."""
     if not (isinstance(array, np.memmap) and array.ndim > 1 and array.flags.c_contiguous
             and array.filename
             and array.offset + array.nbytes == os.path.getsize(array.filename)):
         return np.asarray(array[indices])  # in memory, or a slice of a mapping
     rows = np.empty((len(indices), *array.shape[1:]), array.dtype)
     row_bytes = rows.itemsize * int(np.prod(array.shape[1:]))
-    fd = os.open(array.filename, os.O_RDONLY)
-    try:
+    # seek + readinto works on every OS (os.preadv is not on Windows) and, like it, reads
+    # straight into the new array, unbuffered, so nothing else stays in memory.
+    with open(array.filename, "rb", buffering=0) as f:
         for row, index in zip(rows, indices):
-            os.preadv(fd, [row], array.offset + int(index) * row_bytes)
-    finally:
-        os.close(fd)
+            f.seek(array.offset + int(index) * row_bytes)
+            if f.readinto(memoryview(row).cast("B")) != row_bytes:
+                raise OSError(f"{array.filename}: row {int(index)} ends early; the file is cut short")
     return rows

@@ -75,8 +75,11 @@ def confusion_matrices(names, matrix, path):
 
 
 def per_class(report, class_names, path):
-    """Precision, recall and F1 per class as horizontal bars, worst F1 at the top."""
-    order = sorted(class_names, key=lambda name: report[name]["f1-score"])
+    """Precision, recall and F1 per class as horizontal bars, worst F1 at the top; classes
+    absent from the split are named in the title, not drawn as zeros."""
+    absent = report.get("absent_classes", [])
+    order = sorted((name for name in class_names if name not in absent),
+                   key=lambda name: report[name]["f1-score"])
     figure, ax = plt.subplots(figsize=(8, max(3, 0.3 * len(order) + 1.5)))
     y = np.arange(len(order))
     for offset, key in [(-0.27, "precision"), (0, "recall"), (0.27, "f1-score")]:
@@ -85,7 +88,8 @@ def per_class(report, class_names, path):
     ax.invert_yaxis()  # worst first
     ax.set_xlim(0, 1)
     ax.set_xlabel("test score")
-    ax.set_title("per class, worst F1 first")
+    ax.set_title("per class, worst F1 first" + (f" (not in the split: {', '.join(absent)})"
+                                                 if absent else ""))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(axis="x", alpha=0.3)
     save(figure, path)

@@ -28,7 +28,9 @@ class ClassNames(keras.layers.Layer):
     """Identity on the probabilities; carries the class names of their columns."""
 
     def __init__(self, class_names, **kwargs):
-        super().__init__(**kwargs)
+        # float32 whatever the global policy: under mixed_float16 it would cast the
+        # softmax back to float16, and losses, early stopping and metrics would use that.
+        super().__init__(**{**kwargs, "dtype": "float32"})
         self.class_names = list(class_names)
 
     def call(self, probabilities):

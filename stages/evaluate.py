@@ -2,10 +2,12 @@
 
 Writes metrics/metrics.json (accuracy, macro precision/recall/F1, loss, n_test, and the
 same for the model before fine-tuning, prefixed transfer_),
-metrics/per_class.json, and plots/confusion.csv (one row per test image, class names) for
+metrics/per_class.json (and the classes absent from the split), and plots/confusion.csv (one row per test image, class names) for
 DVC's confusion-matrix plot. Without a test split, val is used and metrics.json says so.
 """
 import csv
+
+import numpy as np
 
 import keras
 from sklearn.metrics import accuracy_score, classification_report, log_loss, precision_recall_fscore_support
@@ -32,8 +34,11 @@ def score(probabilities, labels, class_names):
     """Test metrics as flat numbers, and the per-class report, by class name."""
     predicted = probabilities.argmax(axis=1)
     indices = list(range(len(class_names)))
+    # Macro averages over the classes this split has: one it lacks has no recall to score,
+    # and counting it as 0 would put perfect predictions on 3 of 3 present classes at 0.75.
+    present = sorted(set(np.asarray(labels).tolist()))
     precision, recall, f1, _ = precision_recall_fscore_support(
-        labels, predicted, labels=indices, average="macro", zero_division=0)
+        labels, predicted, labels=present, average="macro", zero_division=0)
     metrics = {
         "accuracy": float(accuracy_score(labels, predicted)),
         "precision": float(precision),
@@ -44,6 +49,7 @@ def score(probabilities, labels, class_names):
     }
     report = classification_report(labels, predicted, labels=indices, target_names=class_names,
                                    output_dict=True, zero_division=0)
+    report["absent_classes"] = [class_names[i] for i in indices if i not in present]
     return metrics, report
 
 

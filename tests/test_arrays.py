@@ -47,3 +47,13 @@ def test_read_rows_matches_indexing_on_files_slices_and_memory(tmp_path):
         np.testing.assert_array_equal(read_rows(source, indices[:3]), array[indices[:3] + first])
     np.testing.assert_array_equal(read_rows(mapped, indices), array[indices])
     assert not isinstance(read_rows(mapped, indices), np.memmap)
+
+
+def test_read_rows_needs_no_posix_only_call(tmp_path, monkeypatch):
+    # Windows has no os.pread/os.preadv; every training stage reads through read_rows.
+    for name in ("pread", "preadv"):
+        monkeypatch.delattr("os." + name, raising=False)
+    array = np.arange(60, dtype=np.uint8).reshape(10, 3, 2)
+    np.save(tmp_path / "e.npy", array)
+    np.testing.assert_array_equal(read_rows(np.load(tmp_path / "e.npy", mmap_mode="r"), [9, 2]),
+                                  array[[9, 2]])

@@ -80,6 +80,17 @@ def test_score_macro_metrics_and_loss():
     assert report["yes"]["support"] == 3
 
 
+def test_macro_scores_average_over_the_classes_the_split_has():
+    labels = np.array([0, 0, 2, 2])  # class 1 has no test image
+    metrics, report = score(np.eye(3)[labels] * 0.9 + 0.1 / 3, labels, ["a", "b", "c"])
+    assert metrics["precision"] == metrics["recall"] == metrics["f1"] == 1.0
+    assert report["absent_classes"] == ["b"]
+    wrong = np.eye(3)[[0, 1, 2, 2]]  # one "a" taken for the absent "b"
+    metrics, _ = score(wrong, labels, ["a", "b", "c"])
+    assert metrics["recall"] == pytest.approx((0.5 + 1) / 2)  # the miss counts against "a"
+    assert metrics["f1"] == pytest.approx((2 / 3 + 1) / 2)
+
+
 def test_plots_are_written(tmp_path):
     rows = [{"epoch": str(e), "accuracy": "0.5", "loss": "1", "val_accuracy": "0.6",
              "val_loss": "0.9"} for e in range(3)]
