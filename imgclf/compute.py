@@ -114,6 +114,12 @@ def jit_compile(setting):
     return bool(gpus()) if setting == "auto" else setting
 
 
+def deterministic_ops(setting):
+    """compute.deterministic resolved: auto is on without a GPU (where it costs little) and
+    off with one (slower kernels, and some ops have none that is deterministic)."""
+    return not gpus() if setting == "auto" else setting
+
+
 def apply(compute):
     """Set the global dtype policy for models built after this; returns (strategy,
     jit_compile) to build and compile them with."""

@@ -164,7 +164,8 @@ SCHEMA = {
     "export": {"formats": export_formats, "representative_images": integer(1, 100_000)},
     "compute": {"distribute": one_of(["auto", "one_device", "mirrored", "multi_worker"]),
                 "mixed_precision": one_of(["auto", True, False]),
-                "xla": one_of(["auto", True, False])},
+                "xla": one_of(["auto", True, False]),
+                "deterministic": one_of(["auto", True, False])},
     "backbones": backbones_value,
 }
 

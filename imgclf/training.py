@@ -11,12 +11,15 @@ from imgclf.errors import interactive
 from imgclf.files import replaced_when_done
 
 
-def set_seed(seed):
-    """Same seed, same split and (on CPU) same numbers: Python, NumPy and TensorFlow."""
+def set_seed(seed, deterministic_ops=True):
+    """Same seed, same split and (with deterministic ops) same numbers: Python, NumPy and
+    TensorFlow. Deterministic ops cost speed on a GPU, and some GPU ops have no
+    deterministic kernel (compute.deterministic)."""
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
 
 
 def learning_rate(phase, steps_per_epoch):

@@ -141,6 +141,7 @@ def test_a_mixed_precision_model_is_saved_in_float32(tmp_path, classifier):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert mixed.get_layer("backbone").compute_dtype == "float16"
+    assert mixed.output.dtype == "float32"  # probabilities, loss and early stopping in float32
     copy = compute.float32_copy(mixed)
     copy.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
@@ -149,3 +150,17 @@ def test_a_mixed_precision_model_is_saved_in_float32(tmp_path, classifier):
     assert_informative(expected, labels)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=2e-2)
     assert compute.float32_copy(classifier) is classifier
+
+
+@pytest.mark.parametrize("setting", ["auto", True, False])
+def test_deterministic_ops_follow_compute_deterministic(setting):
+    enabled = not compute.gpus() if setting == "auto" else setting  # auto: on on CPU
+    # A fresh process: TensorFlow cannot turn deterministic ops off once they are on.
+    # (is_op_determinism_enabled is private; only this test reads it.)
+    code = ("from imgclf import compute; from imgclf.training import set_seed; "
+            "from tensorflow.python.framework import config; "
+            f"set_seed(0, compute.deterministic_ops({setting!r})); "
+            "print(config.is_op_determinism_enabled())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == str(enabled), result.stderr[-2000:]
