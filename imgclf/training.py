@@ -58,7 +58,13 @@ def compile_model(model, phase, steps_per_epoch, jit_compile=False):
     # Called again after every change of `trainable`: Keras fixes the trainable set at
     # compile time, so unfreezing without recompiling would train nothing new. Under a
     # mixed_float16 policy Keras wraps the optimizer in loss scaling itself.
-    model.compile(optimizer=optimizer(phase, steps_per_epoch),
+    chosen = optimizer(phase, steps_per_epoch)
+    if phase["weight_decay"]:
+        # Decay the weight matrices only: not biases, nor normalisation scales and shifts
+        # (every variable of rank 0 or 1), which decay would only pull away from their role.
+        chosen.exclude_from_weight_decay(
+            var_list=[v for v in model.trainable_variables if len(v.shape) <= 1])
+    model.compile(optimizer=chosen,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase["label_smoothing"]),
                   metrics=["accuracy"], jit_compile=jit_compile)
 

@@ -56,6 +56,27 @@ def test_optimizer_choice_and_its_settings(phase, name, kind):
         assert chosen.momentum == 0.8
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_weight_decay_leaves_biases_and_normalisation_alone(phase, name):
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(3, name="dense")(inputs)
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(x))
+    images = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    labels = np.eye(2)[[0, 1] * 4]
+    after = {}
+    for decay in (0.0, 0.5):
+        trained = keras.models.clone_model(model)
+        trained.set_weights(model.get_weights())
+        phase.update(optimizer=name, weight_decay=decay, learning_rate=0.1)
+        compile_model(trained, phase, steps_per_epoch=1)
+        trained.fit(images, labels, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        after[decay] = {v.path: v.numpy() for v in trained.trainable_variables}
+    for path, value in after[0.0].items():
+        decayed = not np.allclose(after[0.5][path], value, atol=1e-6)
+        assert decayed == (value.ndim == 2), path  # kernels decay; biases, gamma, beta do not
+
+
 def test_label_smoothing_reaches_the_loss(phase):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
     confident = np.array([[1.0, 0.0]])
