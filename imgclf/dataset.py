@@ -35,11 +35,13 @@ def image_files(folder):
                 yield os.path.join(root, file)
 
 
-def load_image(path, size):
-    """One image file as a size x size x 3 uint8 array: EXIF orientation applied, first
-    frame, transparency on white, any mode converted to RGB. Raises on unreadable files."""
+def load_image(path, size=None):
+    """One image file as a size x size x 3 uint8 array (size None: as it is): EXIF
+    orientation applied, first frame, transparency on white, any mode converted to RGB.
+    Raises on unreadable files."""
     with Image.open(path) as image:
-        image.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
+        if size:
+            image.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "P", "PA") and (
                 image.mode != "P" or "transparency" in image.info):
@@ -48,7 +50,9 @@ def load_image(path, size):
             image = Image.alpha_composite(background, image)
         if image.mode == "I;16" or image.mode == "I":
             image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))
-        image = image.convert("RGB").resize((size, size), Image.BILINEAR, reducing_gap=3.0)
+        image = image.convert("RGB")
+        if size:
+            image = image.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
         return np.asarray(image, dtype=np.uint8)
 
 

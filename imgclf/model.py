@@ -25,37 +25,55 @@ class BackbonePreprocess(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="imgclf")
 class ClassNames(keras.layers.Layer):
-    """Identity on the probabilities; carries the class names of their columns."""
+    """Identity on the probabilities; carries the class names of their columns and the
+    resolution the training images were prepared at (preprocess.resolution)."""
 
-    def __init__(self, class_names, **kwargs):
+    def __init__(self, class_names, prepared_resolution=None, **kwargs):
         # float32 whatever the global policy: under mixed_float16 it would cast the
         # softmax back to float16, and losses, early stopping and metrics would use that.
         super().__init__(**{**kwargs, "dtype": "float32"})
         self.class_names = list(class_names)
+        self.prepared_resolution = prepared_resolution
 
     def call(self, probabilities):
         return probabilities
 
     def get_config(self):
-        return {**super().get_config(), "class_names": self.class_names}
+        return {**super().get_config(), "class_names": self.class_names,
+                "prepared_resolution": self.prepared_resolution}
 
 
 def class_names(model):
     return model.get_layer("class_names").class_names
 
 
-def feature_extractor(model_name, weights, image_size, extra_args=None, batchnorm_inference=True):
+def input_resolution(model):
+    """The backbone's input size, which the model resizes every image to."""
+    return model.get_layer("resize").height
+
+
+def prepared_resolution(model):
+    """The size training and evaluation images were stored at: decoding new images at it
+    reproduces what evaluate saw. The model's input size for models that do not record it."""
+    return model.get_layer("class_names").prepared_resolution or input_resolution(model)
+
+
+def feature_extractor(model_name, weights, image_size, extra_args=None):
     """Pixels of any size (0-255) -> the backbone's feature map, backbone frozen and with
     BatchNormalization in inference mode. The same path the full model uses."""
     backbone = backbones.build_backbone(model_name, weights, image_size, extra_args)
     backbone.trainable = False
     inputs = keras.Input((None, None, 3), name="image")
-    x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
+    # Antialiased, as PIL shrinks images in preprocess: a full-size photo given to the
+    # model is reduced the way training images were, not sampled into aliasing.
+    x = keras.layers.Resizing(image_size, image_size, antialias=True, name="resize")(inputs)
     x = BackbonePreprocess(model_name, name="preprocess")(x)
-    # training=False keeps BatchNormalization in inference mode even once layers are
-    # unfrozen for fine-tuning, so small batches cannot wreck its learned statistics
+    # In Keras 3, fit's training=True overrides the training=False recorded here (checked:
+    # moving statistics update either way). What keeps BatchNormalization in inference
+    # mode while fine-tuning is that unfreeze_top leaves it non-trainable, and a frozen
+    # BatchNormalization layer always normalises with its learned statistics
     # (finetune.train_batchnorm: true lets them update, on purpose).
-    features = backbone(x, training=False) if batchnorm_inference else backbone(x)
+    features = backbone(x, training=False)
     return keras.Model(inputs, features, name="feature_extractor")
 
 
@@ -79,11 +97,23 @@ def build_head(feature_shape, class_count, pooling, dense, dropout, batchnorm=Fa
     return keras.Model(inputs, outputs, name="head")
 
 
-def full_model(extractor, head, names):
-    """The whole classifier: feature extractor, trained head, class names."""
+def full_model(extractor, head, names, prepared_resolution=None):
+    """The whole classifier: feature extractor, trained head, class names (and the
+    resolution images were prepared at, for prediction to decode them the same way)."""
     probabilities = head(extractor.output)
-    outputs = ClassNames(names, name="class_names")(probabilities)
+    outputs = ClassNames(names, prepared_resolution, name="class_names")(probabilities)
     return keras.Model(extractor.input, outputs, name="classifier")
+
+
+def fixed_size_model(model):
+    """The classifier for inputs already at its input size, without the resize layer:
+    TensorFlow Lite has no antialiased resize op, and its callers resize first."""
+    size = input_resolution(model)
+    inputs = keras.Input((size, size, 3), name="image")
+    x = model.get_layer("preprocess")(inputs)
+    x = backbone_of(model)(x, training=False)
+    x = model.get_layer("head")(x)
+    return keras.Model(inputs, model.get_layer("class_names")(x), name="classifier")
 
 
 def backbone_of(model):

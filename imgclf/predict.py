@@ -16,8 +16,6 @@ import os
 import sys
 
 import numpy as np
-import yaml
-
 from tqdm import tqdm
 
 from imgclf.dataset import image_files, try_load_image
@@ -33,21 +31,14 @@ def image_paths(paths):
             yield path
 
 
-def load_size(model, params_path="params.yaml"):
-    """Decode at the size the pipeline stored images at (preprocess.resolution), as evaluate saw
-    them; outside the project, at the model's own input size."""
-    if os.path.exists(params_path):
-        with open(params_path) as f:
-            return yaml.safe_load(f)["preprocess"]["resolution"]
-    return model.get_layer("resize").height
-
-
 def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None):
-    """One dict per file: file, and either predictions [(class, probability)] or error."""
-    from imgclf.model import class_names
+    """One dict per file: file, and either predictions [(class, probability)] or error.
+    Images are decoded at the resolution the model records its training images were
+    prepared at (size overrides it), so a file gets the prediction evaluate gave it."""
+    from imgclf.model import class_names, prepared_resolution
 
     names = class_names(model)
-    size = size or model.get_layer("resize").height
+    size = size or prepared_resolution(model)
     paths = list(paths)
     rows = []
     with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
@@ -106,7 +97,7 @@ def main(argv=None):
     import imgclf.model  # noqa: F401  (registers the model's own layers)
 
     model = keras.models.load_model(args.model)
-    rows = predict(model, image_paths(args.paths), args.top_k, args.batch_size, load_size(model))
+    rows = predict(model, image_paths(args.paths), args.top_k, args.batch_size)
     if args.output:
         write_rows(rows, args.output, args.top_k)
     else:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
-from imgclf.arrays import row_writer
+from imgclf.arrays import read_rows, row_writer
 from imgclf.augment import augmentation
 from imgclf.dataset import batches, read_split
 from imgclf.errors import UserError, interactive, run_stage
@@ -45,6 +45,20 @@ def float16_rows(rows, path):
     return rows.astype(np.float16)
 
 
+def check_signal(features, path, rows_checked=256):
+    """A UserError when the cached features cannot tell images apart: all but zero, or the
+    same for every image (checked on up to rows_checked rows spread over the array)."""
+    picks = np.linspace(0, len(features) - 1, min(rows_checked, len(features))).astype(int)
+    rows = read_rows(features, np.unique(picks)).astype(np.float32)
+    largest = float(np.abs(rows).max(initial=0))
+    spread = float(rows.std(axis=0).max(initial=0))
+    if largest < 1e-3 or spread < 1e-3 * largest:
+        raise UserError(f"{path}: the backbone's feature maps carry no signal (largest value "
+                        f"{largest:.3g}, largest spread across images {spread:.3g}); with "
+                        "random weights use weights: none, which trains the whole network, "
+                        "else check weights and preprocessing")
+
+
 def extract(forward, images, labels, batch_size, views, path, augment=None, seed=0):
     """Write forward's outputs over `views` passes of images to path (.npy) batch by batch;
     the first pass is unaugmented, the others go through augment (seeded per view)."""
@@ -64,7 +78,7 @@ def extract(forward, images, labels, batch_size, views, path, augment=None, seed
 def main():
     params = params_lib.load()
     _, jit_compile = compute.apply(params["compute"])  # one device: see README, GPUs
-    set_seed(params["seed"])
+    set_seed(params["seed"], compute.deterministic_ops(params["compute"]["deterministic"]))
     start = time.perf_counter()
     extractor = model_lib.feature_extractor(params["model"], params["weights"],
                                             params_lib.input_size(params),
@@ -74,19 +88,30 @@ def main():
     counts = {}
     splits = {split: read_split(SOURCE, split) for split in views}
     forward = traced_forward(extractor, splits["train"][0].shape[1:], jit_compile)
+    from_scratch = params["weights"] == "none"
     with replaced_when_done(OUTPUT) as tmp:
         os.makedirs(tmp)
         for split, count in views.items():
             images, labels, _ = splits[split]
+            path = os.path.join(tmp, f"{split}.npy")
+            if from_scratch:
+                # A random backbone's features carry nothing to train a head on: the
+                # arrays are left empty (their shape is what transfer builds the head
+                # from), and finetune trains the whole network from scratch.
+                count, labels = 0, labels[:0]
             out_labels = extract(forward, images, labels, params["features"]["batch_size"],
-                                 count, os.path.join(tmp, f"{split}.npy"), augment,
-                                 params["seed"])
+                                 count, path, augment, params["seed"])
             np.save(os.path.join(tmp, f"{split}_labels.npy"), out_labels.astype(np.int32))
             counts[split] = len(out_labels)
+            if not from_scratch:
+                check_signal(np.load(path, mmap_mode="r"), path)
         # The class names travel with the features, so transfer needs nothing else.
         shutil.copy(os.path.join(SOURCE, "classes.json"), tmp)
     write_json(METRICS, {"seconds": round(time.perf_counter() - start, 1)})
     shape = tuple(extractor.output.shape[1:])
+    if from_scratch:
+        return (f"features: weights: none, so nothing is cached (random features carry no "
+                f"signal); finetune trains the whole {params['model']} from scratch")
     return (f"features: {params['model']} feature maps {shape} of {counts} images "
             f"({views['train'] - 1} augmented view(s) of train) -> {OUTPUT}/")
 

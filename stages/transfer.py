@@ -42,13 +42,27 @@ def train_head(train, val, class_names, params, history_csv, strategy, jit_compi
     return head, metrics
 
 
+def untrained_head(feature_shape, class_names, params, history_csv):
+    """The head, freshly initialised, and an empty history (the plot then has one phase)."""
+    with replaced_when_done(history_csv) as tmp, open(tmp, "w") as f:
+        f.write("epoch,accuracy,loss,val_accuracy,val_loss\n")
+    return model_lib.build_head(feature_shape, len(class_names), **params["head"])
+
+
 def main():
     params = params_lib.load()
     strategy, jit_compile = compute.apply(params["compute"])
-    set_seed(params["seed"])
+    set_seed(params["seed"], compute.deterministic_ops(params["compute"]["deterministic"]))
     classes = read_classes(FEATURES)
-    head, metrics = train_head(load_features("train"), load_features("val"), classes, params,
-                               HISTORY, strategy, jit_compile)
+    train, val = load_features("train"), load_features("val")
+    if len(train[1]) == 0:  # weights: none (features stage): nothing cached to train on
+        head = untrained_head(train[0].shape[1:], classes, params, HISTORY)
+        with replaced_when_done(HEAD) as tmp:
+            head.save(tmp)
+        write_json(METRICS, {"epochs_run": 0, "best_epoch": 0, "seconds": 0.0})
+        return ("transfer: no cached features (weights: none); the head is left untrained "
+                "and finetune trains it with the whole network")
+    head, metrics = train_head(train, val, classes, params, HISTORY, strategy, jit_compile)
     with replaced_when_done(HEAD) as tmp:
         compute.float32_copy(head).save(tmp)
     write_json(METRICS, metrics)

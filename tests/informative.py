@@ -64,18 +64,17 @@ def separable_images(class_count, per_class, size=40, seed=0):
     return np.stack(images), np.asarray(labels)
 
 
-def pretrained_extractor(size=SIZE, batchnorm_inference=True):
+def pretrained_extractor(size=SIZE):
     return model_lib.feature_extractor("mobilenet_v2", pretrained_weights(), size,
-                                       {"alpha": 0.35}, batchnorm_inference)
+                                       {"alpha": 0.35})
 
 
-def trained_classifier(classes=CLASSES, size=SIZE, dense=(), dropout=0.0, seed=0,
-                       batchnorm_inference=True):
+def trained_classifier(classes=CLASSES, size=SIZE, dense=(), dropout=0.0, seed=0):
     """A full classifier (MobileNetV2-0.35 with ImageNet weights, a head trained on its
     features) that classifies separable_images(len(classes), ...) with varied outputs."""
     keras.utils.set_random_seed(seed)
     images, labels = separable_images(len(classes), 16, seed=seed)
-    extractor = pretrained_extractor(size, batchnorm_inference)
+    extractor = pretrained_extractor(size)
     features = extractor.predict(images.astype(np.float32), verbose=0)
     head = model_lib.build_head(features.shape[1:], len(classes), "avg", list(dense), dropout)
     head.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")

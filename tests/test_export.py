@@ -3,8 +3,13 @@
 model's probabilities, column for column."""
 import numpy as np
 
-from stages.export import (check, export, failed_checks, predictor, representative_images,
-                           size_in_bytes)
+import pytest
+from PIL import Image
+
+from imgclf.dataset import load_image
+from imgclf.errors import UserError
+from stages.export import (check, export, failed_checks, full_size_batches, leave_out_failed,
+                           predictor, representative_images, size_in_bytes)
 from tests.informative import SIZE, assert_informative, separable_images
 
 FORMATS = ["saved_model", "tflite_float32", "tflite_float16", "tflite_int8"]
@@ -30,23 +35,46 @@ def test_every_format_runs_and_matches_the_keras_model(tmp_path, classifier):
         assert probabilities.shape == (12, 3), name
         np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=0.02, err_msg=name)
         np.testing.assert_allclose(probabilities, expected, atol=tolerance[name], err_msg=name)
-        assert (probabilities.argmax(axis=1) == labels).all(), name
+        assert (probabilities.argmax(axis=1) == expected.argmax(axis=1)).all(), name
 
     predictors = {name: predictor(name, written[name], SIZE) for name in FORMATS}
     keras_accuracy, count, results = check(classifier, predictors, [(images[:6], labels[:6]),
                                                                     (images[6:], labels[6:])])
-    assert (keras_accuracy, count) == (1.0, 12)
-    assert results == {name: {"agreement": 1.0, "accuracy": 1.0} for name in FORMATS}
+    right = float(np.mean(expected.argmax(axis=1) == labels))
+    assert (keras_accuracy, count) == (right, 12)
+    assert results == {name: {"flipped": 0, "agreement": 1.0, "accuracy": right}
+                       for name in FORMATS}
+
+    # Originals of several sizes, far above the model's input, one per batch.
+    files = []
+    for index, (pixels, size) in enumerate(zip(images.astype(np.uint8), [300, 512, 1000] * 4)):
+        files.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(pixels).resize((size, size), Image.NEAREST).save(files[-1])
+    keras_accuracy, count, results = check(classifier, predictors, full_size_batches(files, labels))
+    assert keras_accuracy >= 0.9 and count == 12
+    assert all(result["flipped"] == 0 for result in results.values()), results
 
 
 def test_the_check_notices_a_format_whose_columns_are_in_another_order(classifier):
     images, labels = separable_images(3, 4, seed=3)
     images = images.astype(np.float32)
     reversed_columns = {"tflite_float32": lambda x: classifier.predict(x, verbose=0)[:, ::-1]}
-    keras_accuracy, _, results = check(classifier, reversed_columns, [(images, labels)])
+    keras_accuracy, count, results = check(classifier, reversed_columns, [(images, labels)])
     assert keras_accuracy == 1.0
-    assert results["tflite_float32"]["agreement"] <= 0.34  # only the middle class agrees
-    assert failed_checks(results, keras_accuracy)
+    assert results["tflite_float32"]["flipped"] == 8  # only the middle class agrees
+    assert failed_checks(results, keras_accuracy, count)
+
+
+def test_the_models_resize_matches_how_training_images_were_prepared(tmp_path, classifier):
+    # A large photo given to the model is shrunk inside it as preprocess shrank the training
+    # images (PIL, antialiased); plain bilinear would sample noise into aliasing.
+    rng = np.random.default_rng(0)
+    smooth = np.linspace(0, 255, 1024)[None, :, None] * np.ones((1024, 1, 3))
+    photo = np.clip(smooth + rng.normal(0, 60, (1024, 1024, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    prepared = load_image(str(tmp_path / "photo.png"), SIZE).astype(np.float32)
+    inside = classifier.get_layer("resize")(photo[None].astype(np.float32)).numpy()[0]
+    assert np.abs(inside - prepared).mean() < 1.0  # grey levels; bilinear alone: 20
 
 
 def test_a_calibration_sample_covers_the_whole_split():
@@ -56,16 +84,35 @@ def test_a_calibration_sample_covers_the_whole_split():
     assert all(batch.shape == (1, 4, 4, 3) and batch.dtype == np.float32 for batch in sample)
 
 
-def test_failed_checks_name_the_format_and_the_bound():
-    passing = {"saved_model": {"agreement": 1.0, "accuracy": 0.9},
-               "tflite_float16": {"agreement": 0.99, "accuracy": 0.9},
-               "tflite_int8": {"agreement": 0.8, "accuracy": 0.895}}
-    assert failed_checks(passing, keras_accuracy=0.9) == []
+def result(flipped, accuracy, count=190):
+    return {"flipped": flipped, "agreement": 1 - flipped / count, "accuracy": accuracy}
 
-    failing = {"tflite_float16": {"agreement": 0.985, "accuracy": 0.9},
-               "tflite_int8": {"agreement": 0.95, "accuracy": 0.88}}
-    assert failed_checks(failing, keras_accuracy=0.9) == [
-        "tflite_float16 agrees with the Keras model on 98.5% of the test images "
-        "(at least 99% needed)",
-        "tflite_int8 is 2.0 points less accurate than the Keras model (0.8800 against 0.9000; "
-        "at most 1 allowed)"]
+
+def test_failed_checks_judge_flipped_images_and_accuracy_on_small_splits():
+    # Two flips in 190 (the float16 MobileNetV2-0.35 of the sample) is noise, not a bad file.
+    passing = {"saved_model": result(0, 0.963), "tflite_float16": result(2, 0.963 - 2 / 190),
+               "tflite_int8": result(3, 0.963 - 1 / 190)}
+    assert failed_checks(passing, keras_accuracy=0.963, count=190) == []
+    failing = {"tflite_float16": result(4, 0.963), "tflite_int8": result(3, 0.963 - 3 / 190)}
+    assert failed_checks(failing, keras_accuracy=0.963, count=190) == [
+        "tflite_float16 changes the class of 4 of 190 images (at most 3 allowed)",
+        "tflite_int8 is 1.6 points less accurate than the Keras model (0.9472 against 0.9630; "
+        "at most 1.1 allowed on 190 images)"]
+    # On 1,000 images the bounds are 2% of the images and 1 point.
+    assert failed_checks({"tflite_int8": result(20, 0.95, 1000)}, 0.96, 1000) == []
+    assert failed_checks({"tflite_int8": result(21, 0.96, 1000)}, 0.96, 1000)
+
+
+def test_a_failed_format_is_left_out_with_a_warning_unless_strict(tmp_path, capsys):
+    written = {}
+    for name in ("saved_model", "tflite_float16"):
+        written[name] = str(tmp_path / name)
+        (tmp_path / name).write_text("model")
+    failures = ["tflite_float16 changes the class of 4 of 190 images (at most 3 allowed)"]
+    with pytest.raises(UserError, match="export.strict is true"):
+        leave_out_failed(dict(written), failures, strict=True)
+    assert (tmp_path / "tflite_float16").exists()
+    assert leave_out_failed(written, failures, strict=False) == ["tflite_float16"]
+    assert list(written) == ["saved_model"] and (tmp_path / "saved_model").exists()
+    assert not (tmp_path / "tflite_float16").exists()
+    assert "warning: tflite_float16 changes the class of 4 of 190" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def fine_tune_step(train_batchnorm, unfrozen=6):
     """One fine-tuning step of a pretrained classifier after unfreezing the top layers:
     the model, which weights changed, and its outputs in training and inference mode."""
     set_seed(0)
-    model = trained_classifier(dense=[8], batchnorm_inference=not train_batchnorm)
+    model = trained_classifier(dense=[8])
     backbone = model_lib.backbone_of(model)
     unfreeze_top(backbone, unfrozen, train_batchnorm)
     compile_model(model, {**finetune_phase(), "learning_rate": 1e-2}, steps_per_epoch=1)

@@ -49,3 +49,27 @@ def test_command_writes_csv_and_json(tmp_path, monkeypatch, classifier):
     result = json.loads((tmp_path / "out.json").read_text())
     assert [row["predictions"][0]["class"] for row in result[1:]] == ["cat", "cat", "dog", "dog"]
     assert {p["class"] for p in result[1]["predictions"]} == {"cat", "dog", "fox"}
+
+
+def test_images_are_decoded_at_the_resolution_the_model_records(tmp_path, monkeypatch, classifier):
+    # The model records the resolution its images were prepared at; a params.yaml in the
+    # working directory (another project's, or none) has no say.
+    import keras
+
+    folder = write_images(str(tmp_path / "new"), ["cat", "dog"], per_class=2, size=200)
+    model_path = str(tmp_path / "model.keras")
+    classifier.save(model_path)
+    recorded = keras.models.load_model(model_path)
+    recorded.get_layer("class_names").prepared_resolution = 96
+    recorded.save(model_path)
+    (tmp_path / "params.yaml").write_text("preprocess:\n  resolution: 40\n")
+    monkeypatch.chdir(tmp_path)
+    main([folder, "-m", model_path, "-o", "out.json"])
+    rows = json.loads((tmp_path / "out.json").read_text())
+    paths = [row["file"] for row in rows]
+    for size, matches in ((96, True), (40, False)):
+        direct = classifier.predict(np.stack([load_image(p, size) for p in paths]).astype("float32"),
+                                    verbose=0)
+        got = [[dict((p["class"], p["probability"]) for p in row["predictions"])[c]
+                for c in ("cat", "dog", "fox")] for row in rows]
+        assert np.allclose(got, direct, atol=1e-5) == matches, size

@@ -77,6 +77,8 @@ DRY_ROWS = [
     ("export.representative_images", 10, {"export"}),
     ("stages/transfer.py", None, from_stage("transfer")),
     ("imgclf/unfreeze.py", None, from_stage("finetune")),
+    ("imgclf/params.py", None, set(ALL)),  # every stage validates params with it
+    ("imgclf/training.py", None, from_stage("features")),  # features seeds with it
 ]
 
 

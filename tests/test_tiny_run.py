@@ -81,8 +81,9 @@ def test_exported_models_and_labels_name_each_test_image_right(tiny_run):
     assert labels == TINY_CLASSES
     exported = json.loads((tiny_run / "metrics" / "export.json").read_text())
     assert exported["keras"]["n"] == 30
+    assert exported["keras"]["full_size_n"] == 30  # every test file, at its original size
     for name in ("saved_model", "tflite_float32"):
-        assert exported[name]["agreement"] >= 0.99, exported
+        assert exported[name]["agreement"] >= 0.99 and exported[name]["passed"] == 1, exported
     test_files = (tiny_run / "data" / "prepared" / "test" / "files.txt").read_text().split()
     pixels = np.stack([np.asarray(Image.open(tiny_run / path).convert("RGB"), np.float32)
                        for path in test_files])
