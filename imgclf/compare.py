@@ -1,5 +1,5 @@
-"""Compare experiments as one Markdown table: a row per experiment, test scores before and
-after fine-tuning, the params that differ between rows, and the wall time of the work.
+"""Compare experiments as one Markdown table: a row per experiment, test scores of the linear
+probe and of the model before and after fine-tuning, the params that differ between rows, and the wall time of the work.
 
     dvc exp run --queue -S model=vgg16,resnet50,xception && dvc queue start
     python -m imgclf.compare            # after the queue has finished
@@ -43,7 +43,7 @@ def comparison_table(rows, param_keys):
     rows = [row for row in rows if row.get("rev") != "workspace"]
     differing = [key for key in param_keys if key != "model" and
                  len({repr(lookup(row, key)) for row in rows}) > 1]
-    header = (["experiment", "model", *differing]
+    header = (["experiment", "model", *differing, "probe accuracy", "probe f1"]
               + [f"transfer {s}" for s in SCORES] + [f"fine-tuned {s}" for s in SCORES]
               + ["time (s)"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -51,6 +51,7 @@ def comparison_table(rows, param_keys):
         name = row.get("Experiment") or row.get("rev")
         times = [lookup(row, "seconds", f"metrics/{stage}.json") for stage in TIMED_STAGES]
         cells = ([name, lookup(row, "model")] + [lookup(row, key) for key in differing]
+                 + [lookup(row, "probe_accuracy"), lookup(row, "probe_f1")]
                  + [lookup(row, f"transfer_{s}") for s in SCORES]
                  + [lookup(row, s, "metrics/metrics.json") for s in SCORES])
         # A queued, running or failed experiment has no numbers (DVC shows "-" or None).

@@ -1,26 +1,31 @@
 """evaluate: the saved model on the test split, the only place the test split is used.
 
 Writes metrics/metrics.json (accuracy, macro precision/recall/F1, loss, n_test, and the
-same for the model before fine-tuning, prefixed transfer_),
-metrics/per_class.json (and the classes absent from the split), and plots/confusion.csv (one row per test image, class names) for
-DVC's confusion-matrix plot. Without a test split, val is used and metrics.json says so.
+same for the model before fine-tuning, prefixed transfer_, and for the linear probe on the
+frozen backbone's features, prefixed probe_), metrics/per_class.json (and the classes absent
+from the split), and plots/confusion.csv (one row per test image, class names) for DVC's
+confusion-matrix plot. Without a test split, val is used and metrics.json says so.
 """
 import csv
-
-import numpy as np
+import pickle
 
 import keras
+import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, log_loss, precision_recall_fscore_support
 
 from imgclf import model as model_lib  # registers the model's own layers for loading
 from imgclf import params as params_lib
+from imgclf import probe as probe_lib
 from imgclf.dataset import batches, evaluation_split, read_split
 from imgclf.errors import run_stage
-from imgclf.files import replaced_when_done, write_json
+from imgclf.files import read_json, replaced_when_done, write_json
 
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
 TRANSFER_MODEL = "models/transfer.keras"
+PROBE = "models/probe.pkl"
+PROBE_METRICS = "metrics/probe.json"
+FINETUNE_METRICS = "metrics/finetune.json"
 METRICS = "metrics/metrics.json"
 PER_CLASS = "metrics/per_class.json"
 PREDICTIONS = "plots/confusion.csv"
@@ -62,6 +67,30 @@ def write_predictions(path, files, labels, probabilities, class_names):
                              f"{row.max():.4f}"])
 
 
+def probe_scores(transfer_model, images, labels, class_names, batch_size):
+    """The linear probe's scores (prefixed probe_) on the frozen backbone of the model
+    before fine-tuning, which made the cached features; {} without a probe."""
+    with open(PROBE, "rb") as f:
+        saved = pickle.load(f)
+    if saved is None:
+        return {}
+    features = probe_lib.backbone_features(transfer_model, batches(images, labels, batch_size),
+                                           saved["pooling"])
+    probabilities = probe_lib.probabilities(saved["probe"], features, len(class_names))
+    metrics, _ = score(probabilities, labels, class_names)
+    return {f"probe_{key}": value for key, value in metrics.items() if key != "n_test"}
+
+
+def below_probe_note():
+    """A clause for the summary when the final model is below the probe on validation."""
+    probe = read_json(PROBE_METRICS)["val_accuracy"]
+    final = read_json(FINETUNE_METRICS)["best_val_accuracy"]
+    if final >= probe:
+        return ""
+    return (f"; the final model is below the linear probe on val ({final:.4f} against "
+            f"{probe:.4f}): its head or fine-tuning cost time for nothing")
+
+
 def main():
     params = params_lib.load()
     split = evaluation_split(PREPARED)
@@ -71,19 +100,24 @@ def main():
     model = keras.models.load_model(MODEL)
     class_names = model_lib.class_names(model)
     images, labels, files = read_split(PREPARED, split)
-    probabilities = predict(model, images, labels, params["evaluate"]["batch_size"])
+    batch_size = params["evaluate"]["batch_size"]
+    probabilities = predict(model, images, labels, batch_size)
     metrics, report = score(probabilities, labels, class_names)
-    transfer_probabilities = predict(keras.models.load_model(TRANSFER_MODEL), images, labels,
-                                     params["evaluate"]["batch_size"])
-    transfer_metrics, _ = score(transfer_probabilities, labels, class_names)
+    transfer_model = keras.models.load_model(TRANSFER_MODEL)
+    transfer_metrics, _ = score(predict(transfer_model, images, labels, batch_size), labels,
+                                class_names)
+    probe_metrics = probe_scores(transfer_model, images, labels, class_names, batch_size)
     write_json(METRICS, {**metrics, **{f"transfer_{key}": value for key, value in
                                        transfer_metrics.items() if key != "n_test"},
-                         "evaluated_on_val": int(split == "val")})
+                         **probe_metrics, "evaluated_on_val": int(split == "val")})
     write_json(PER_CLASS, report)
     write_predictions(PREDICTIONS, files, labels, probabilities, class_names)
     return (f"evaluate: {split} accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1']:.4f} "
             f"over {metrics['n_test']} images (before fine-tuning: "
-            f"{transfer_metrics['accuracy']:.4f}, {transfer_metrics['f1']:.4f})")
+            f"{transfer_metrics['accuracy']:.4f}, {transfer_metrics['f1']:.4f}"
+            + (f"; linear probe: {probe_metrics['probe_accuracy']:.4f}, "
+               f"{probe_metrics['probe_f1']:.4f}" if probe_metrics else "")
+            + ")" + (below_probe_note() if probe_metrics else ""))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ def exp_row(name, model, unfreeze, accuracy):
             "finetune.unfreeze": float(unfreeze), "head.dense": "[256]",
             "transfer_accuracy": accuracy - 0.1, "transfer_precision": 0.5,
             "transfer_recall": 0.5, "transfer_f1": 0.5, "accuracy": accuracy,
-            "precision": 0.75, "recall": 0.7, "f1": 0.725,
+            "precision": 0.75, "recall": 0.7, "f1": 0.725, "probe_accuracy": accuracy - 0.05,
+            "probe_f1": 0.6,
             "metrics/features.json:seconds": 1.0, "metrics/transfer.json:seconds": 2.0,
             "metrics/finetune.json:seconds": 3.25}
 
@@ -27,8 +28,9 @@ def test_table_has_a_row_per_experiment_and_only_the_params_that_differ():
     lines = comparison_table(rows, ["model", "finetune.unfreeze", "head.dense"]).splitlines()
     assert lines[0].split(" | ")[:3] == ["| experiment", "model", "finetune.unfreeze"]
     assert "head.dense" not in lines[0]
-    assert lines[2] == ("| main | vgg16 | 15 | 0.8 | 0.5 | 0.5 | 0.5 | 0.9 | 0.75 | 0.7 | 0.725 "
-                        "| 6.2 |")
+    assert lines[0].split(" | ")[3:5] == ["probe accuracy", "probe f1"]
+    assert lines[2] == ("| main | vgg16 | 15 | 0.85 | 0.6 | 0.8 | 0.5 | 0.5 | 0.5 | 0.9 | 0.75 "
+                        "| 0.7 | 0.725 | 6.2 |")
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| main", "| exp-1", "| exp-2", "| exp-3"]
     assert lines[-1].endswith("| — |")
 

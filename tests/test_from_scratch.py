@@ -56,3 +56,4 @@ def test_the_pipeline_trains_the_whole_network_from_scratch(tmp_path):
     assert all(np.abs(np.asarray(norm.moving_mean)).max() > 1e-3 for norm in norms)
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.9, metrics  # inference mode; chance is 0.33
+    assert "probe_accuracy" not in metrics  # no features, no probe

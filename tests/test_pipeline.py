@@ -44,8 +44,8 @@ def repo(tmp_path, keras_home, monkeypatch):
 
 def test_repro_then_experiments_rerun_only_what_changed(repo):
     output = run(repo, "dvc", "repro")
-    assert stages_run(output) == {"sample", "split", "preprocess", "features", "transfer",
-                                  "finetune", "evaluate", "export", "plot"}
+    assert stages_run(output) == {"sample", "split", "preprocess", "features", "probe",
+                                  "transfer", "finetune", "evaluate", "export", "plot"}
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text())
     assert set(metrics) >= {"accuracy", "precision", "recall", "f1", "loss", "n_test"}
     assert metrics["n_test"] == 40  # 10% of 40 per class: the test split only
@@ -64,8 +64,9 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
     os.remove(repo / "new.csv")
     # The exported models passed their own checks against the Keras model, on the test split.
     exported = json.loads((repo / "metrics" / "export.json").read_text())
-    assert exported["keras"] == {"accuracy": metrics["accuracy"], "n": 40}
-    assert all(exported[name]["agreement"] >= 0.99
+    assert exported["keras"]["accuracy"] == metrics["accuracy"]
+    assert exported["keras"]["n"] == exported["keras"]["full_size_n"] == 40
+    assert all(exported[name]["agreement"] >= 0.99 and exported[name]["passed"]
                for name in ("saved_model", "tflite_float32")), exported
     labels = (repo / "models" / "export" / "labels.txt").read_text().split()
     assert labels == [str(digit) for digit in range(10)]
@@ -74,12 +75,13 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
 
     output = run(repo, "dvc", "exp", "run", "-S", "finetune.unfreeze=10")
     assert stages_run(output) == {"finetune", "evaluate", "export", "plot"}
-    assert stages_skipped(output) == {"sample", "split", "preprocess", "features", "transfer"}
+    assert stages_skipped(output) == {"sample", "split", "preprocess", "features", "probe",
+                                      "transfer"}
     diff = run(repo, "dvc", "metrics", "diff", "--all")
     assert re.search(r"metrics/finetune\.json\s+unfrozen_layers\s+20\s+10", diff), diff
 
     output = run(repo, "dvc", "exp", "run", "-S", "model=mobilenet_v2")
     assert stages_skipped(output) == {"sample", "split", "preprocess"}
-    assert stages_run(output) == {"features", "transfer", "finetune", "evaluate", "export",
-                                  "plot"}
+    assert stages_run(output) == {"features", "probe", "transfer", "finetune", "evaluate",
+                                  "export", "plot"}
     assert json.loads((repo / "metrics" / "metrics.json").read_text())["accuracy"] >= 0.6

@@ -11,8 +11,8 @@ from tests.conftest import run, stages_run, stages_skipped
 
 pytestmark = pytest.mark.slow
 
-ALL = ["sample", "split", "preprocess", "features", "transfer", "finetune", "evaluate", "export",
-       "plot"]
+ALL = ["sample", "split", "preprocess", "features", "probe", "transfer", "finetune", "evaluate",
+       "export", "plot"]
 
 
 def from_stage(first):
@@ -62,6 +62,7 @@ DRY_ROWS = [
     ("finetune.unfreeze", 3, from_stage("finetune")),
     ("finetune.learning_rate", 0.001, from_stage("finetune")),
     ("head.dropout", 0.3, from_stage("transfer")),
+    ("head.pooling", "max", from_stage("transfer") | {"probe"}),
     ("transfer.learning_rate", 0.002, from_stage("transfer")),
     ("class_weight", "balanced", from_stage("transfer")),
     ("backbones.mobilenet.alpha", 0.5, from_stage("features")),

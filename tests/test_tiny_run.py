@@ -26,6 +26,7 @@ def test_the_pipeline_learns_a_separable_dataset(tiny_run):
     assert metrics["n_test"] == 30 and metrics["evaluated_on_val"] == 0
     assert metrics["accuracy"] >= 0.9 and metrics["transfer_accuracy"] >= 0.9, metrics  # chance: 0.33
     assert metrics["f1"] >= 0.9, metrics
+    assert metrics["probe_accuracy"] >= 0.9 and metrics["probe_f1"] >= 0.9, metrics  # baseline
     # The training stages ran without the test split on disk (conftest hides it), so none
     # of them read it; the splits share no file.
     splits = {split: {os.path.basename(path) + folder_class(path)

@@ -1,0 +1,63 @@
+"""The linear probe: a logistic regression on the frozen backbone's pooled features, the
+simplest baseline of a run. A head (or a fine-tuned model) that scores below it has cost
+training time for nothing, and the run says so."""
+import numpy as np
+
+from imgclf.arrays import read_rows
+
+C_GRID = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]  # inverse regularisation strengths tried
+
+
+def pool(feature_maps, pooling):
+    """Feature maps [n, h, w, c] pooled as the head pools them (head.pooling)."""
+    maps = np.asarray(feature_maps, np.float32)
+    if pooling == "avg":
+        return maps.mean(axis=(1, 2))
+    if pooling == "max":
+        return maps.max(axis=(1, 2))
+    return maps.reshape(len(maps), -1)
+
+
+def pooled_rows(features, pooling, rows_at_once=1024):
+    """A cached feature array (memory-mapped) pooled a chunk at a time, so memory holds the
+    pooled features only."""
+    chunks = [pool(read_rows(features, np.arange(start, min(start + rows_at_once, len(features)))),
+                   pooling) for start in range(0, len(features), rows_at_once)]
+    return np.concatenate(chunks)
+
+
+def fit(train_x, train_y, val_x, val_y, seed=0):
+    """Standardised features -> logistic regression, one per C in C_GRID; the one with the
+    best validation accuracy (ties: lower validation log loss). Returns it and its figures."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    best = None
+    for strength in C_GRID:
+        probe = make_pipeline(StandardScaler(),
+                              LogisticRegression(C=strength, max_iter=2000, random_state=seed))
+        probe.fit(train_x, train_y)
+        accuracy = float(probe.score(val_x, val_y))
+        loss = float(log_loss(val_y, probe.predict_proba(val_x), labels=probe.classes_))
+        if best is None or (accuracy, -loss) > (best[1]["val_accuracy"], -best[1]["val_loss"]):
+            best = probe, {"C": strength, "val_accuracy": accuracy, "val_loss": loss}
+    return best
+
+
+def probabilities(probe, pooled_features, class_count):
+    """The probe's class probabilities with a column for every class (the classes the train
+    split lacked get 0)."""
+    columns = np.zeros((len(pooled_features), class_count), np.float32)
+    columns[:, probe.classes_] = probe.predict_proba(pooled_features)
+    return columns
+
+
+def backbone_features(model, dataset, pooling):
+    """The pooled features of a full classifier's backbone (resize, preprocess, backbone,
+    as the features stage computes them) over the image batches of dataset."""
+    resize, preprocess, backbone = (model.get_layer(name)
+                                    for name in ("resize", "preprocess", "backbone"))
+    return np.concatenate([pool(backbone(preprocess(resize(images)), training=False), pooling)
+                           for images, _ in dataset])

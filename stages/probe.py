@@ -1,0 +1,50 @@
+"""probe: a logistic regression on the cached features (pooled as head.pooling pools them),
+its regularisation chosen on the validation split: the baseline every run is scored against.
+
+Writes models/probe.pkl (the scikit-learn pipeline and the pooling, for evaluate to score on
+the test split) and metrics/probe.json. Seconds: it runs on the cached features. With
+weights: none there are no features to probe; the file then holds None.
+"""
+import os
+import pickle
+import time
+
+import numpy as np
+
+from imgclf import params as params_lib
+from imgclf import probe as probe_lib
+from imgclf.errors import run_stage
+from imgclf.files import replaced_when_done, write_json
+
+FEATURES = "data/features"
+PROBE = "models/probe.pkl"
+METRICS = "metrics/probe.json"
+
+
+def load_pooled(split, pooling):
+    features = np.load(os.path.join(FEATURES, f"{split}.npy"), mmap_mode="r")
+    labels = np.load(os.path.join(FEATURES, f"{split}_labels.npy"))
+    return probe_lib.pooled_rows(features, pooling), labels
+
+
+def main():
+    params = params_lib.load()
+    pooling = params["head"]["pooling"]
+    start = time.perf_counter()
+    if len(np.load(os.path.join(FEATURES, "train_labels.npy"))) == 0:
+        # weights: none: the features stage cached nothing
+        probe, metrics = None, {"C": 0.0, "val_accuracy": 0.0, "val_loss": 0.0}
+    else:
+        (train_x, train_y), (val_x, val_y) = load_pooled("train", pooling), load_pooled("val", pooling)
+        probe, metrics = probe_lib.fit(train_x, train_y, val_x, val_y, params["seed"])
+    with replaced_when_done(PROBE) as tmp, open(tmp, "wb") as f:
+        pickle.dump(None if probe is None else {"pooling": pooling, "probe": probe}, f)
+    write_json(METRICS, {**metrics, "seconds": round(time.perf_counter() - start, 1)})
+    if probe is None:
+        return "probe: no cached features (weights: none), no probe"
+    return (f"probe: logistic regression on {pooling}-pooled features, C {metrics['C']:g} chosen "
+            f"on val: val accuracy {metrics['val_accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
