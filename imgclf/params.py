@@ -160,7 +160,7 @@ SCHEMA = {
     "class_weight": class_weight_value,
     "transfer": {**PHASE, "epochs": integer(1)},
     "finetune": {"unfreeze": unfreeze_value, "train_batchnorm": one_of([False, True]), **PHASE},
-    "evaluate": {"batch_size": batch_size},
+    "evaluate": {"batch_size": batch_size, "tta": one_of([False, True])},
     "export": {"formats": export_formats, "representative_images": integer(1, 100_000),
                "strict": one_of([False, True])},
     "compute": {"distribute": one_of(["auto", "one_device", "mirrored", "multi_worker"]),

@@ -31,7 +31,7 @@ def image_paths(paths):
             yield path
 
 
-def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None):
+def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None, tta=False):
     """One dict per file: file, and either predictions [(class, probability)] or error.
     Images are decoded at the resolution the model records its training images were
     prepared at (size overrides it), so a file gets the prediction evaluate gave it."""
@@ -52,16 +52,18 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None):
             batch.append((path, pixels, len(rows)))
             rows.append(None)
             if len(batch) == batch_size:
-                _predict_batch(model, batch, names, top_k, rows)
+                _predict_batch(model, batch, names, top_k, rows, tta)
                 batch = []
         if batch:
-            _predict_batch(model, batch, names, top_k, rows)
+            _predict_batch(model, batch, names, top_k, rows, tta)
     return rows
 
 
-def _predict_batch(model, batch, names, top_k, rows):
-    probabilities = model.predict(np.stack([pixels for _, pixels, _ in batch]).astype("float32"),
-                                  verbose=0)
+def _predict_batch(model, batch, names, top_k, rows, tta=False):
+    images = np.stack([pixels for _, pixels, _ in batch]).astype("float32")
+    probabilities = model.predict(images, verbose=0)
+    if tta:  # averaged with the mirror images' (test-time augmentation), as evaluate.tta
+        probabilities = (probabilities + model.predict(images[:, :, ::-1], verbose=0)) / 2
     for (path, _, row), probs in zip(batch, probabilities):
         best = np.argsort(probs)[::-1][:top_k]
         rows[row] = {"file": path, "predictions": [(names[i], float(probs[i])) for i in best]}
@@ -89,6 +91,8 @@ def main(argv=None):
     parser.add_argument("-k", "--top-k", type=int, default=3)
     parser.add_argument("-o", "--output", help="a .csv or .json file (default: a table on stdout)")
     parser.add_argument("-b", "--batch-size", type=int, default=64)
+    parser.add_argument("--tta", action="store_true",
+                        help="average with each mirror image's prediction (as evaluate.tta)")
     args = parser.parse_args(argv)
     if not os.path.exists(args.model):
         sys.exit(f"error: {args.model} not found; run dvc repro first, or pass --model")
@@ -97,7 +101,7 @@ def main(argv=None):
     import imgclf.model  # noqa: F401  (registers the model's own layers)
 
     model = keras.models.load_model(args.model)
-    rows = predict(model, image_paths(args.paths), args.top_k, args.batch_size)
+    rows = predict(model, image_paths(args.paths), args.top_k, args.batch_size, tta=args.tta)
     if args.output:
         write_rows(rows, args.output, args.top_k)
     else:

@@ -31,8 +31,15 @@ PER_CLASS = "metrics/per_class.json"
 PREDICTIONS = "plots/confusion.csv"
 
 
-def predict(model, images, labels, batch_size):
-    return model.predict(batches(images, labels, batch_size), verbose=0)
+def predict(model, images, labels, batch_size, tta=False):
+    """The model's probabilities; with tta (evaluate.tta), averaged with those of the
+    mirror images (test-time augmentation)."""
+    dataset = batches(images, labels, batch_size)
+    probabilities = model.predict(dataset, verbose=0)
+    if not tta:
+        return probabilities
+    mirrored = model.predict(dataset.map(lambda x, y: (x[:, :, ::-1, :], y)), verbose=0)
+    return (probabilities + mirrored) / 2
 
 
 def score(probabilities, labels, class_names):
@@ -100,11 +107,11 @@ def main():
     model = keras.models.load_model(MODEL)
     class_names = model_lib.class_names(model)
     images, labels, files = read_split(PREPARED, split)
-    batch_size = params["evaluate"]["batch_size"]
-    probabilities = predict(model, images, labels, batch_size)
+    batch_size, tta = params["evaluate"]["batch_size"], params["evaluate"]["tta"]
+    probabilities = predict(model, images, labels, batch_size, tta)
     metrics, report = score(probabilities, labels, class_names)
     transfer_model = keras.models.load_model(TRANSFER_MODEL)
-    transfer_metrics, _ = score(predict(transfer_model, images, labels, batch_size), labels,
+    transfer_metrics, _ = score(predict(transfer_model, images, labels, batch_size, tta), labels,
                                 class_names)
     probe_metrics = probe_scores(transfer_model, images, labels, class_names, batch_size)
     write_json(METRICS, {**metrics, **{f"transfer_{key}": value for key, value in

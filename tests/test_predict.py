@@ -73,3 +73,26 @@ def test_images_are_decoded_at_the_resolution_the_model_records(tmp_path, monkey
         got = [[dict((p["class"], p["probability"]) for p in row["predictions"])[c]
                 for c in ("cat", "dog", "fox")] for row in rows]
         assert np.allclose(got, direct, atol=1e-5) == matches, size
+
+
+def test_test_time_augmentation_averages_with_the_mirror_image(tmp_path, classifier):
+    from stages.evaluate import predict as evaluate_predict
+
+    folder = write_images(str(tmp_path / "new"), ["cat", "dog", "fox"], per_class=2, seed=6)
+    paths = list(image_paths([folder]))
+    images = np.stack([load_image(p, SIZE) for p in paths]).astype("float32")
+    plain = classifier.predict(images, verbose=0)
+    mirrored = classifier.predict(images[:, :, ::-1], verbose=0)
+    expected = (plain + mirrored) / 2
+    # The model is sure of these images: the mirror moves the small probabilities, by
+    # factors, which is what a relative tolerance sees.
+    same = {"rtol": 1e-3, "atol": 1e-12}
+    assert not np.allclose(plain, expected, **same)
+    rows = predict(classifier, paths, top_k=3, size=SIZE, processes=1, tta=True)
+    got = [[dict(row["predictions"])[c] for c in ("cat", "dog", "fox")] for row in rows]
+    np.testing.assert_allclose(got, expected, **same)
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    pixels = images.astype(np.uint8)
+    np.testing.assert_allclose(evaluate_predict(classifier, pixels, labels, 4, tta=True), expected,
+                               **same)
+    np.testing.assert_allclose(evaluate_predict(classifier, pixels, labels, 4), plain, **same)
