@@ -11,6 +11,7 @@ import os
 import keras
 
 from imgclf import compute
+from imgclf.build import assemble, from_scratch, scratch_phase
 from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.augment import augmentation
@@ -27,32 +28,6 @@ MODEL = "models/model.keras"
 TRANSFER_MODEL = "models/transfer.keras"
 METRICS = "metrics/finetune.json"
 HISTORY = "plots/history/finetune.csv"
-
-
-def from_scratch(params):
-    """weights: none trains every layer, BatchNormalization included and in training mode:
-    random weights have no statistics worth keeping frozen."""
-    return params["weights"] == "none"
-
-
-def scratch_phase(params, backbone):
-    """The training settings from scratch: transfer.*, the phase that trains weights from
-    their initialisation (finetune.*'s low rate is for nudging trained ones), every layer.
-    BatchNormalization's moving statistics follow the changing weights faster (momentum 0.9,
-    PyTorch's default, not Keras' 0.99): with 0.99 the digits reached train accuracy 1.00
-    and 0.10 in inference mode, on statistics that lagged the weights."""
-    for layer in backbone.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.9
-    return {**params["transfer"], "unfreeze": "all", "train_batchnorm": True}
-
-
-def assemble(params, head, class_names, prepared_resolution):
-    """The full classifier with the trained head, everything frozen."""
-    extractor = model_lib.feature_extractor(
-        params["model"], params["weights"], params_lib.input_size(params),
-        params_lib.backbone_args(params))
-    return model_lib.full_model(extractor, head, class_names, prepared_resolution)
 
 
 def finetune(model, train, val, phase, unfrozen, history_csv, transfer, class_weight=None,
