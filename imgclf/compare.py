@@ -1,5 +1,6 @@
 """Compare experiments as one Markdown table: a row per experiment, test scores of the linear
-probe and of the model before and after fine-tuning, the params that differ between rows, and the wall time of the work.
+probe and of the model before and after fine-tuning, the params that differ between rows, and
+the wall time of the work.
 
     dvc exp run --queue -S model=vgg16,resnet50,xception && dvc queue start
     python -m imgclf.compare            # after the queue has finished

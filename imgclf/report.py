@@ -33,4 +33,5 @@ def html_report(metrics, params, pngs):
     style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}img{max-width:100%}"
              "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 8px;"
              "text-align:left}")
-    return f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><style>{style}</style></head><body>{''.join(sections)}</body></html>\n"
+    head = f"<head><meta charset=\"utf-8\"><style>{style}</style></head>"
+    return f"<!DOCTYPE html><html>{head}<body>{''.join(sections)}</body></html>\n"
