@@ -132,5 +132,14 @@ def _fit(model, train, val, phase, history_csv, initial_epoch, class_weight):
     return history, time.perf_counter() - start
 
 
+def write_empty_history(history_csv):
+    """The history of a phase that trained no epoch: its header only (the plot then shows
+    the other phase alone)."""
+    import csv
+
+    with replaced_when_done(history_csv) as tmp, open(tmp, "w", newline="") as f:
+        csv.writer(f).writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
+
+
 def steps_per_epoch(example_count, batch_size):
     return math.ceil(example_count / batch_size)

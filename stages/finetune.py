@@ -5,7 +5,6 @@ low learning rate. finetune.unfreeze: 0 keeps the transfer model as it is.
 Writes models/model.keras, models/transfer.keras (the same model before fine-tuning),
 metrics/finetune.json and plots/history/finetune.csv.
 """
-import csv
 import os
 
 import keras
@@ -18,7 +17,8 @@ from imgclf.augment import augmentation
 from imgclf.dataset import batches, read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
-from imgclf.training import class_weights, compile_model, fit, one_hot, set_seed
+from imgclf.training import (class_weights, compile_model, fit, one_hot, set_seed,
+                             write_empty_history)
 from imgclf.unfreeze import top_layer_count, unfreeze_top
 
 PREPARED = "data/prepared"
@@ -46,8 +46,7 @@ def finetune(model, train, val, phase, unfrozen, history_csv, transfer, class_we
     kept = {"best_val_accuracy": float(val_accuracy), "best_val_loss": float(val_loss),
             "best_epoch": transfer["best_epoch"], "kept_transfer_model": 1}
     if not (unfrozen and phase["epochs"]):
-        with open(history_csv, "w", newline="") as f:  # empty history: the plot has one phase
-            csv.writer(f).writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
+        write_empty_history(history_csv)
         return {"unfrozen_layers": 0, **kept, "epochs_run": 0, "seconds": 0.0}
     transfer_weights = model.get_weights()
     metrics = fit(model, train, val, phase, history_csv, initial_epoch, class_weight)

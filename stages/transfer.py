@@ -13,7 +13,8 @@ from imgclf import params as params_lib
 from imgclf.dataset import batches, read_classes
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
-from imgclf.training import class_weights, compile_model, fit, one_hot, set_seed, steps_per_epoch
+from imgclf.training import (class_weights, compile_model, fit, one_hot, set_seed,
+                             steps_per_epoch, write_empty_history)
 
 FEATURES = "data/features"
 HEAD = "models/head.keras"
@@ -44,8 +45,7 @@ def train_head(train, val, class_names, params, history_csv, strategy, jit_compi
 
 def untrained_head(feature_shape, class_names, params, history_csv):
     """The head, freshly initialised, and an empty history (the plot then has one phase)."""
-    with replaced_when_done(history_csv) as tmp, open(tmp, "w") as f:
-        f.write("epoch,accuracy,loss,val_accuracy,val_loss\n")
+    write_empty_history(history_csv)
     return model_lib.build_head(feature_shape, len(class_names), **params["head"])
 
 
