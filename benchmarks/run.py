@@ -45,6 +45,13 @@ def images_per_second(batches, limit):
     return count / (time.perf_counter() - start)
 
 
+def live(work, name):
+    """A dvclive logger in the benchmark's scratch folder (training logs each epoch)."""
+    from imgclf.training import open_live
+
+    return open_live(os.path.join(work, name))
+
+
 def transfer_phase(prepared, phase, head_params, seed):
     """Target 1: seconds and best validation accuracy of both ways, same data and epochs."""
     import keras
@@ -52,8 +59,8 @@ def transfer_phase(prepared, phase, head_params, seed):
     from imgclf import compute
     from imgclf import model as model_lib
     from imgclf.augment import augmentation
-    from imgclf.dataset import batches, read_split
-    from imgclf.training import compile_model, fit, one_hot, set_seed
+    from imgclf.dataset import batches, read_split, training_batches
+    from imgclf.training import compile_model, fit, one_hot, set_seed, steps_per_epoch
     from stages.features import extract, traced_forward
     from stages.transfer import train_head
 
@@ -75,7 +82,7 @@ def transfer_phase(prepared, phase, head_params, seed):
                 (np.load(os.path.join(work, "val.npy"), mmap_mode="r"), val_y2))
     _, metrics = train_head(*features, [str(i) for i in range(classes)],
                             {"transfer": phase, "head": head_params, "seed": seed,
-                             "class_weight": "none"}, os.path.join(work, "history.csv"),
+                             "class_weight": "none"}, live(work, "cached"),
                             compute.strategy("one_device"))
     results["cached_features"] = {"seconds": time.perf_counter() - start,
                                   "val_accuracy": metrics["best_val_accuracy"]}
@@ -86,10 +93,13 @@ def transfer_phase(prepared, phase, head_params, seed):
     head = model_lib.build_head(extractor.output.shape[1:], classes, **head_params)
     model = model_lib.full_model(extractor, head, [str(i) for i in range(classes)])
     compile_model(model, phase, len(train_y) // phase["batch_size"] + 1)
-    train = one_hot(batches(train_x, train_y, phase["batch_size"], shuffle=True, seed=seed,
-                            augment=augmentation(AUGMENT)), classes)
+
+    def train(epochs):
+        return one_hot(training_batches(train_x, train_y, phase["batch_size"], seed, epochs,
+                                        augmentation(AUGMENT)), classes)
     val = one_hot(batches(val_x, val_y, phase["batch_size"]), classes)
-    metrics = fit(model, train, val, phase, os.path.join(work, "history_full.csv"))
+    metrics = fit(model, (train, steps_per_epoch(len(train_y), phase["batch_size"])), val, phase,
+                  live(work, "full"))
     results["notebook_way"] = {"seconds": time.perf_counter() - start,
                                "val_accuracy": metrics["best_val_accuracy"]}
     shutil.rmtree(work)
@@ -105,12 +115,12 @@ def input_pipeline(prepared, raw_train, finetune_phase, seed):
 
     from imgclf import model as model_lib
     from imgclf.augment import augmentation
-    from imgclf.dataset import batches, read_split
+    from imgclf.dataset import read_split, training_batches
     from imgclf.training import compile_model
     from imgclf.unfreeze import top_layer_count, unfreeze_top
 
     train_x, train_y, _ = read_split(prepared, "train")
-    ours = batches(train_x, train_y, BATCH, shuffle=True, seed=seed, augment=augmentation(AUGMENT))
+    ours = training_batches(train_x, train_y, BATCH, seed, range(1), augmentation(AUGMENT))
     rates = {"prepared_arrays_with_augmentation": max(
         images_per_second(ours.repeat(), 4 * len(train_y)) for _ in range(2))}
     generator = ImageDataGenerator(rotation_range=36, zoom_range=0.1, width_shift_range=0.1,

@@ -15,6 +15,24 @@ def save(figure, path):
     plt.close(figure)
 
 
+def live_history(live_dir):
+    """dvclive's per-epoch files -> one row per step (0-based epoch): accuracy, loss,
+    val_accuracy, val_loss."""
+    import csv
+    import os
+
+    rows = {}
+    for split, prefix in [("train", ""), ("eval", "val_")]:
+        for metric in ["accuracy", "loss"]:
+            path = os.path.join(live_dir, "plots", "metrics", split, f"{metric}.tsv")
+            if not os.path.exists(path):  # no epoch trained (weights: none, no fine-tuning)
+                continue
+            with open(path, newline="") as f:
+                for row in csv.DictReader(f, delimiter="\t"):
+                    rows.setdefault(int(row["step"]), {})[prefix + metric] = float(row[metric])
+    return [{"epoch": step, **values} for step, values in sorted(rows.items())]
+
+
 def training(histories, phase_metrics, path):
     """Accuracy and loss, train and val, per epoch (1-based, continuing across phases), the
     phase boundary and each phase's restored epoch marked."""

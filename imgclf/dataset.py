@@ -90,36 +90,69 @@ def evaluation_split(prepared_dir):
     return "test" if has_split(prepared_dir, "test") else "val"
 
 
-def batches(arrays, labels, batch_size, shuffle=False, seed=0, augment=None):
-    """A tf.data pipeline over arrays that may be memory-mapped: only a batch at a time is
-    read, so memory does not grow with the dataset. Shuffles indices, not data. augment is
-    imgclf.augment.augmentation's function; seed sets its randomness too, new each epoch."""
+def batches(arrays, labels, batch_size, seed=0, augment=None):
+    """A tf.data pipeline over arrays that may be memory-mapped, in file order: only a batch
+    at a time is read, so memory does not grow with the dataset. augment is
+    imgclf.augment.augmentation's function; its randomness comes from seed and the batch."""
     import tensorflow as tf
 
-    count = len(labels)
-    if count == 0:
+    indices = tf.data.Dataset.range(_count(labels)).batch(batch_size).enumerate()
+    return _read(indices.map(lambda batch, rows: (rows, _batch_seed(seed, 0, batch))),
+                 arrays, labels, augment)
+
+
+def training_batches(arrays, labels, batch_size, seed, epochs, augment=None):
+    """Shuffled batches of every epoch in `epochs` (a range of epoch numbers), back to back:
+    fit them with steps_per_epoch. An epoch's order and augmentation are a function of
+    (seed, epoch) alone, so a run resumed at epoch k sees the batches an uninterrupted run
+    would (tf.data's reshuffle_each_iteration depends on how many epochs this process ran)."""
+    import tensorflow as tf
+
+    count = _count(labels)
+
+    def epoch_batches(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(count, dtype=tf.int64), seed=_batch_seed(seed, epoch, -1))
+        rows = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+        return rows.map(lambda batch, indices: (indices, _batch_seed(seed, epoch, batch)))
+
+    indices = tf.data.Dataset.range(epochs.start, epochs.stop).flat_map(epoch_batches)
+    return _read(indices, arrays, labels, augment)
+
+
+def _count(labels):
+    if len(labels) == 0:
         raise UserError("no examples to make batches from")
+    return len(labels)
+
+
+def _batch_seed(seed, epoch, batch):
+    """The stateless seed pair of one batch of one epoch (batch -1: the epoch's order)."""
+    import tensorflow as tf
+
+    pair = tf.constant([seed, 0], dtype=tf.int64)
+    pair = tf.random.experimental.stateless_fold_in(pair, tf.cast(epoch, tf.int64))
+    return tf.random.experimental.stateless_fold_in(pair, tf.cast(batch, tf.int64))
+
+
+def _read(indices, arrays, labels, augment):
+    """(row indices, seed) batches -> (images, labels) batches, augmented if asked. Reads
+    sorted rows: sequential on disk."""
+    import tensorflow as tf
+
     item_shape = arrays.shape[1:]
     dtype = tf.as_dtype(arrays.dtype)
     labels = np.asarray(labels, dtype=np.int32)
 
-    def gather(indices):
-        indices = np.sort(indices)  # sorted reads are sequential on disk
-        return read_rows(arrays, indices), labels[indices]
+    def gather(rows):
+        rows = np.sort(rows)
+        return read_rows(arrays, rows), labels[rows]
 
-    def read(indices):
-        x, y = tf.numpy_function(gather, [indices], [dtype, tf.int32], stateful=False)
+    def read(rows, seed):
+        x, y = tf.numpy_function(gather, [rows], [dtype, tf.int32], stateful=False)
         x.set_shape((None, *item_shape))
         y.set_shape((None,))
-        return tf.cast(x, tf.float32), y
+        x = tf.cast(x, tf.float32)
+        return (x if augment is None else augment(x, seed)), y
 
-    dataset = tf.data.Dataset.range(count)
-    if shuffle:
-        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE)
-    if augment is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda batch, pair: (augment(batch[0], pair), batch[1]),
-            num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return indices.map(read, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -17,6 +17,7 @@ import numpy as np
 STOP_FACTOR = 4.0  # the sweep ends once the smoothed loss is 4x its lowest: it diverged
 FALL_FACTOR = 0.8  # a loss that ends 20% below where it started has "fallen"
 RISE_FACTOR = 1.5  # the loss "starts to climb" where it is 1.5x its lowest so far
+SWEEP_EPOCHS = range(1000)  # more epochs of batches than any sweep takes (built lazily)
 SETTLE_STEPS = 10  # the first steps' smoothed loss rests on a handful of batches: not a low
 PREPARED = "data/prepared"
 FEATURES = "data/features"
@@ -84,7 +85,7 @@ def plot(rates_used, losses, suggested, title, path):
 
 def transfer_setup(params):
     """The new head and the cached train features, as the transfer stage trains them."""
-    from imgclf.dataset import batches, read_classes
+    from imgclf.dataset import read_classes, training_batches
     from imgclf.errors import UserError
     from imgclf.model import build_head
     from imgclf.training import one_hot
@@ -97,8 +98,8 @@ def transfer_setup(params):
     count = len(read_classes(FEATURES))
     head = build_head(features.shape[1:], count, **params["head"])
     phase = params["transfer"]
-    return head, one_hot(batches(features, labels, phase["batch_size"], shuffle=True,
-                                 seed=params["seed"]), count), phase
+    dataset = training_batches(features, labels, phase["batch_size"], params["seed"], SWEEP_EPOCHS)
+    return head, one_hot(dataset, count), phase
 
 
 def finetune_setup(params):
@@ -108,7 +109,7 @@ def finetune_setup(params):
 
     from imgclf.augment import augmentation
     from imgclf.build import assemble, from_scratch, scratch_phase
-    from imgclf.dataset import batches, read_classes, read_split
+    from imgclf.dataset import read_classes, read_split, training_batches
     from imgclf.model import backbone_of
     from imgclf.training import one_hot
     from imgclf.unfreeze import top_layer_count, unfreeze_top
@@ -120,8 +121,8 @@ def finetune_setup(params):
     phase = scratch_phase(params, backbone) if from_scratch(params) else params["finetune"]
     unfrozen = top_layer_count(params["model"], backbone, phase["unfreeze"])
     unfreeze_top(backbone, unfrozen, phase["train_batchnorm"])
-    dataset = batches(images, labels, phase["batch_size"], shuffle=True, seed=params["seed"],
-                      augment=augmentation(params["augment"]))
+    dataset = training_batches(images, labels, phase["batch_size"], params["seed"], SWEEP_EPOCHS,
+                               augmentation(params["augment"]))
     return model, one_hot(dataset, len(classes)), phase
 
 

@@ -6,6 +6,7 @@ import time
 import keras
 import numpy as np
 
+from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf.errors import interactive
 from imgclf.files import replaced_when_done
@@ -98,15 +99,63 @@ def class_weights(setting, class_names, train_labels):
     return {i: float(setting.get(name, 1.0)) for i, name in enumerate(class_names)}
 
 
-def fit(model, train, val, phase, history_csv, initial_epoch=0, class_weight=None):
-    """Train one phase with early stopping on val_loss that restores the best weights (and
-    reduce-on-plateau if asked); log each epoch to history_csv. Returns flat metrics."""
-    with replaced_when_done(history_csv) as tmp:
-        history, seconds = _fit(model, train, val, phase, tmp, initial_epoch, class_weight)
-    val_loss = history.history["val_loss"]
+def open_live(folder, resume=False):
+    """dvclive's logger for a training stage. It writes no dvc.yaml and makes no experiment
+    of its own: dvc.yaml declares its files, and `dvc exp run` makes the experiments."""
+    from dvclive import Live
+    from scmrepo.exceptions import SCMError
+
+    from imgclf.errors import UserError
+
+    try:
+        return Live(folder, resume=resume, save_dvc_exp=False, dvcyaml=False)
+    except SCMError as error:  # dvclive 3.49 in a Git repo without commits (dvclive#522)
+        raise UserError(f"dvclive cannot log in this Git repository ({error}): commit "
+                        "once (git add -A && git commit -m start), then rerun") from error
+
+
+def fit(model, train, val, phase, live, backup=None, initial_epoch=0, class_weight=None):
+    """Train one phase and log each epoch to `live` (a dvclive.Live whose step is the
+    epoch, continuing across phases). train is (batches, steps): batches(epochs) gives the
+    training batches of a range of epoch numbers, steps per epoch. Early stopping on
+    val_loss restores the best weights (reduce-on-plateau if asked). backup is
+    (folder, fingerprint) or None: the state is saved there each epoch and a run killed
+    mid-phase resumes from it (imgclf.backup; the stage deletes it once its outputs are
+    written). Returns the
+    phase's flat metrics, over every epoch of the phase, resumed or not."""
+    batches, steps = train
+    last_epoch = initial_epoch + phase["epochs"]
+    callbacks = _callbacks(model, phase, live)
+    state = backup_lib.restore(*backup, model, live.dir) if backup else None
+    epoch_logs = state["logs"] if state else []
+    start = state["epoch"] if state else initial_epoch
+    began = time.perf_counter() - (epoch_logs[-1]["seconds"] if epoch_logs else 0.0)
+
+    def after_epoch(epoch, logs):
+        epoch_logs.append({**{key: float(value) for key, value in logs.items()},
+                           "seconds": time.perf_counter() - began})
+        if backup:
+            backup_lib.save(*backup, model, epoch + 1, epoch_logs, callbacks, live.dir)
+    callbacks.append(keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: backup_lib.apply_state(state, callbacks) if state else None,
+        on_epoch_end=after_epoch))
+    live.step = start
+    if state and state["callbacks"].get("EarlyStopping", {}).get("stopped_epoch"):
+        start = last_epoch  # killed after early stopping ended the phase
+    if start < last_epoch:
+        compute.ready_to_fit(model, val)
+        model.fit(batches(range(start, last_epoch)), steps_per_epoch=steps,
+                  validation_data=val, epochs=last_epoch, initial_epoch=start,
+                  callbacks=callbacks, class_weight=class_weight,
+                  verbose=1 if interactive() else 2,  # a bar, or a line per epoch
+                  shuffle=False)  # the batches come shuffled, epoch by epoch
+    elif state and state.get("best_weights") is not None:
+        model.set_weights(state["best_weights"])
+    seconds = time.perf_counter() - began
+    val_loss = [logs["val_loss"] for logs in epoch_logs]
     best = int(np.argmin(val_loss)) if phase["patience"] else len(val_loss) - 1
     return {
-        "best_val_accuracy": float(history.history["val_accuracy"][best]),
+        "best_val_accuracy": float(epoch_logs[best]["val_accuracy"]),
         "best_val_loss": float(val_loss[best]),
         "best_epoch": initial_epoch + best + 1,
         "epochs_run": len(val_loss),
@@ -114,31 +163,20 @@ def fit(model, train, val, phase, history_csv, initial_epoch=0, class_weight=Non
     }
 
 
-def _fit(model, train, val, phase, history_csv, initial_epoch, class_weight):
-    callbacks = [keras.callbacks.CSVLogger(history_csv)]
+def _callbacks(model, phase, live):
+    """The learning rate into each epoch's logs, dvclive's logger, early stopping and
+    reduce-on-plateau as asked."""
+    from dvclive.keras import DVCLiveCallback
+
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: logs.update(
+        learning_rate=float(model.optimizer.learning_rate))), DVCLiveCallback(live=live)]
     if phase["patience"]:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=phase["patience"], restore_best_weights=True))
     if phase["reduce_on_plateau"]:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.2, patience=phase["reduce_on_plateau"], verbose=1))
-    compute.ready_to_fit(model, train)
-    start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=initial_epoch + phase["epochs"],
-                        initial_epoch=initial_epoch, callbacks=callbacks,
-                        verbose=1 if interactive() else 2,  # a bar, or a line per epoch
-                        class_weight=class_weight,
-                        shuffle=False)  # tf.data already shuffles, index by index
-    return history, time.perf_counter() - start
-
-
-def write_empty_history(history_csv):
-    """The history of a phase that trained no epoch: its header only (the plot then shows
-    the other phase alone)."""
-    import csv
-
-    with replaced_when_done(history_csv) as tmp, open(tmp, "w", newline="") as f:
-        csv.writer(f).writerow(["epoch", "accuracy", "loss", "val_accuracy", "val_loss"])
+    return callbacks
 
 
 def steps_per_epoch(example_count, batch_size):

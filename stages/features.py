@@ -66,7 +66,7 @@ def extract(forward, images, labels, batch_size, views, path, augment=None, seed
     progress = tqdm(total=len(labels) * views, desc="features", unit="img", disable=not interactive())
     with row_writer(path, np.float16, shape, len(labels) * views) as write:
         for view in range(views):
-            dataset = batches(images, labels, batch_size, seed=seed + view,
+            dataset = batches(images, labels, batch_size, seed + view,
                               augment=augment if view else None)
             for x, _ in dataset:
                 progress.update(len(x))

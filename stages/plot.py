@@ -12,7 +12,7 @@ from imgclf.report import html_report
 
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
-HISTORIES = {"transfer": "plots/history/transfer.csv", "finetune": "plots/history/finetune.csv"}
+LIVE = "dvclive/training"  # both phases' epochs (dvclive)
 METRICS = {"test": "metrics/metrics.json", "features": "metrics/features.json",
            "transfer": "metrics/transfer.json", "finetune": "metrics/finetune.json"}
 PER_CLASS = "metrics/per_class.json"
@@ -68,8 +68,11 @@ def main():
 
     params = params_lib.load()
     class_names = read_classes(PREPARED)
-    charts.training({phase: read_rows(path) for phase, path in HISTORIES.items()},
-                    {phase: read_json(METRICS[phase]) for phase in HISTORIES}, PNGS["training curves"])
+    history = charts.live_history(LIVE)
+    phases = {phase: read_json(METRICS[phase]) for phase in ["transfer", "finetune"]}
+    transfer_epochs = phases["transfer"]["epochs_run"]
+    charts.training({"transfer": history[:transfer_epochs], "finetune": history[transfer_epochs:]},
+                    phases, PNGS["training curves"])
     rows = read_rows(PREDICTIONS)
     charts.confusion_matrices(class_names, charts.confusion(rows, class_names),
                               PNGS["confusion matrix"])

@@ -1,25 +1,28 @@
 """transfer: train the new head on the cached backbone features (backbone frozen).
 
 Seconds, not minutes: the backbone ran once, in the features stage. Writes models/head.keras,
-metrics/transfer.json and the epoch history plots/history/transfer.csv.
+metrics/transfer.json and the epoch history in dvclive/transfer/ (dvclive). A killed run
+resumes from backups/transfer/ (imgclf.backup).
 """
 import os
 
 import numpy as np
 
+from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
-from imgclf.dataset import batches, read_classes
+from imgclf.dataset import batches, read_classes, training_batches
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
-from imgclf.training import (class_weights, compile_model, fit, one_hot, set_seed,
-                             steps_per_epoch, write_empty_history)
+from imgclf.training import (class_weights, compile_model, fit, one_hot, open_live, set_seed,
+                             steps_per_epoch)
 
 FEATURES = "data/features"
 HEAD = "models/head.keras"
 METRICS = "metrics/transfer.json"
-HISTORY = "plots/history/transfer.csv"
+LIVE = "dvclive/transfer"
+BACKUP = "backups/transfer"
 
 
 def load_features(split):
@@ -27,26 +30,23 @@ def load_features(split):
             np.load(os.path.join(FEATURES, f"{split}_labels.npy")))
 
 
-def train_head(train, val, class_names, params, history_csv, strategy, jit_compile=False):
+def train_head(train, val, class_names, params, live, strategy, jit_compile=False, backup=None):
     """A head for features shaped like train's, fitted on (features, labels) pairs, built
-    and trained under the tf.distribute strategy."""
+    and trained under the tf.distribute strategy, each epoch logged to live (dvclive)."""
     (train_x, train_y), (val_x, val_y) = train, val
     phase, count = params["transfer"], len(class_names)
+    size = phase["batch_size"]
+    steps = steps_per_epoch(len(train_y), size)
     with strategy.scope():
         head = model_lib.build_head(train_x.shape[1:], count, **params["head"])
-        compile_model(head, phase, steps_per_epoch(len(train_y), phase["batch_size"]),
-                      jit_compile)
-    size = phase["batch_size"]
-    metrics = fit(head, one_hot(batches(train_x, train_y, size, shuffle=True, seed=params["seed"]), count),
-                  one_hot(batches(val_x, val_y, size), count), phase, history_csv,
+        compile_model(head, phase, steps, jit_compile)
+
+    def train_batches(epochs):
+        return one_hot(training_batches(train_x, train_y, size, params["seed"], epochs), count)
+    metrics = fit(head, (train_batches, steps), one_hot(batches(val_x, val_y, size), count),
+                  phase, live, backup,
                   class_weight=class_weights(params["class_weight"], class_names, train_y))
     return head, metrics
-
-
-def untrained_head(feature_shape, class_names, params, history_csv):
-    """The head, freshly initialised, and an empty history (the plot then has one phase)."""
-    write_empty_history(history_csv)
-    return model_lib.build_head(feature_shape, len(class_names), **params["head"])
 
 
 def main():
@@ -56,16 +56,21 @@ def main():
     classes = read_classes(FEATURES)
     train, val = load_features("train"), load_features("val")
     if len(train[1]) == 0:  # weights: none (features stage): nothing cached to train on
-        head = untrained_head(train[0].shape[1:], classes, params, HISTORY)
+        head = model_lib.build_head(train[0].shape[1:], len(classes), **params["head"])
         with replaced_when_done(HEAD) as tmp:
             head.save(tmp)
+        open_live(LIVE).end()  # an empty history
         write_json(METRICS, {"epochs_run": 0, "best_epoch": 0, "seconds": 0.0})
         return ("transfer: no cached features (weights: none); the head is left untrained "
                 "and finetune trains it with the whole network")
-    head, metrics = train_head(train, val, classes, params, HISTORY, strategy, jit_compile)
+    made_from = backup_lib.fingerprint(params, [FEATURES])
+    with open_live(LIVE) as live:
+        head, metrics = train_head(train, val, classes, params, live, strategy, jit_compile,
+                                   (BACKUP, made_from))
     with replaced_when_done(HEAD) as tmp:
         compute.float32_copy(head).save(tmp)
     write_json(METRICS, metrics)
+    backup_lib.discard(BACKUP)
     return (f"transfer: best val accuracy {metrics['best_val_accuracy']:.4f} at epoch "
             f"{metrics['best_epoch']} of {metrics['epochs_run']} (training {metrics['seconds']} s; "
             f"{compute.summary(strategy, jit_compile)})")

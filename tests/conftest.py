@@ -93,7 +93,8 @@ def make_pipeline_repo(tmp_path, update_params):
     repo = copy_project(tmp_path / "repo", update_params)
     for command in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
                     ["git", "config", "user.name", "test"], ["dvc", "init", "-q"],
-                    ["dvc", "config", "core.analytics", "false"]):
+                    ["dvc", "config", "core.analytics", "false"], ["git", "add", "-A"],
+                    ["git", "commit", "-qm", "project"]):  # dvclive needs a commit (open_live)
         run(repo, *command)
     return repo
 

@@ -3,7 +3,7 @@ batches of a new epoch are augmented anew."""
 import numpy as np
 
 from imgclf.augment import augmentation
-from imgclf.dataset import batches
+from imgclf.dataset import training_batches
 
 OFF = {"flip": "none", "rotation": 0.0, "zoom": 0.0, "translation": 0.0, "contrast": 0.0}
 
@@ -59,10 +59,12 @@ def test_contrast_keeps_each_channel_mean_and_the_range():
 def test_same_seed_same_images_and_each_epoch_anew():
     x, labels = images(12).astype(np.uint8), np.arange(12)
     augment = augmentation({**OFF, "flip": "horizontal", "rotation": 0.05, "contrast": 0.2})
-    first = batches(x, labels, 4, seed=3, augment=augment)
-    epoch_1 = np.concatenate([b.numpy() for b, _ in first])
-    epoch_2 = np.concatenate([b.numpy() for b, _ in first])
-    again = np.concatenate([b.numpy() for b, _ in batches(x, labels, 4, seed=3, augment=augment)])
-    other = np.concatenate([b.numpy() for b, _ in batches(x, labels, 4, seed=4, augment=augment)])
+    two_epochs = [b.numpy() for b, _ in training_batches(x, labels, 4, 3, range(2), augment)]
+    epoch_1, epoch_2 = np.concatenate(two_epochs[:3]), np.concatenate(two_epochs[3:])
+
+    def one_epoch(seed):
+        return np.concatenate([b.numpy() for b, _ in
+                               training_batches(x, labels, 4, seed, range(1), augment)])
+    again, other = one_epoch(3), one_epoch(4)
     np.testing.assert_array_equal(epoch_1, again)
     assert not np.allclose(epoch_1, epoch_2) and not np.allclose(epoch_1, other)

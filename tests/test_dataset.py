@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from imgclf.augment import augmentation
-from imgclf.dataset import batches, list_images, load_image
+from imgclf.dataset import batches, list_images, load_image, training_batches
 
 
 def test_list_images_nested_hidden_and_extensions(tmp_path):
@@ -54,17 +54,39 @@ def test_load_image_rejects_a_text_file(tmp_path):
         load_image(str(path), 8)
 
 
-def test_batches_cover_every_example_once_per_epoch_from_a_memmap(tmp_path):
+def test_training_batches_cover_every_example_once_per_epoch_from_a_memmap(tmp_path):
     images = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8,
                                        shape=(10, 4, 4, 3))
     images[:] = np.arange(10, dtype=np.uint8)[:, None, None, None]
     labels = np.arange(10)
     seen = []
-    for x, y in batches(images, labels, batch_size=3, shuffle=True, seed=1):
+    for x, y in training_batches(images, labels, 3, 1, range(3)):  # 4 batches an epoch
         assert x.dtype.name == "float32" and x.shape[1:] == (4, 4, 3)
         assert (x.numpy()[:, 0, 0, 0] == y.numpy()).all()  # images stay with their labels
         seen += list(y.numpy())
-    assert sorted(seen) == list(range(10)) and seen != list(range(10))
+    epochs = [seen[:10], seen[10:20], seen[20:]]
+    assert all(sorted(epoch) == list(range(10)) for epoch in epochs) and len(seen) == 30
+    assert len({tuple(epoch) for epoch in epochs} | {tuple(range(10))}) == 4  # new order each
+
+
+def test_an_epochs_batches_do_not_depend_on_the_epochs_before_it():
+    """A run resumed at epoch 2 (a new process) sees the batches an uninterrupted run
+    sees at epoch 2: same order, same augmentation."""
+    images = np.random.default_rng(0).integers(0, 255, (10, 8, 8, 3), dtype=np.uint8)
+    labels = np.arange(10)
+    augment = augmentation({"flip": "horizontal", "rotation": 0.1, "zoom": 0.1,
+                            "translation": 0.1, "contrast": 0.2})
+
+    def epoch_batches(epochs):
+        return [(x.numpy(), y.numpy()) for x, y in
+                training_batches(images, labels, 4, 5, epochs, augment)]
+    uninterrupted, resumed = epoch_batches(range(3))[6:], epoch_batches(range(2, 3))
+    assert len(resumed) == 3
+    for (x, y), (x2, y2) in zip(uninterrupted, resumed):
+        np.testing.assert_array_equal(y, y2)
+        np.testing.assert_array_equal(x, x2)
+    other_epoch = epoch_batches(range(1, 2))
+    assert not np.array_equal(other_epoch[0][1], resumed[0][1])
 
 
 def test_augmentation_off_is_none_and_on_keeps_shape_and_range():

@@ -150,8 +150,9 @@ def test_finetune_that_only_hurts_is_undone(tmp_path):
     import yaml
 
     from imgclf import params
-    from imgclf.dataset import batches
-    from imgclf.training import one_hot, set_seed
+    from imgclf.charts import live_history
+    from imgclf.dataset import batches, training_batches
+    from imgclf.training import one_hot, open_live, set_seed
     from stages.finetune import finetune
     from tests.informative import trained_classifier
 
@@ -159,20 +160,20 @@ def test_finetune_that_only_hurts_is_undone(tmp_path):
     model = trained_classifier()
     images, labels = separable_images(3, 6, seed=7)
     images = images.astype("float32")
-    train = one_hot(batches(images, labels, 6, shuffle=True), 3)
+    train = (lambda epochs: one_hot(training_batches(images, labels, 6, 0, epochs), 3), 3)
     val = one_hot(batches(images[::2], labels[::2], 9), 3)
     with open("params.yaml") as f:
         phase = params.validate(yaml.safe_load(f))["finetune"]
     phase.update(optimizer="sgd", learning_rate=1.0, epochs=2, patience=0)  # destructive
     before = model.predict(images, verbose=0)
     assert_informative(before, labels)
-    metrics = finetune(model, train, val, phase, 20, str(tmp_path / "history.csv"),
-                       {"epochs_run": 4, "best_epoch": 3})
+    with open_live(str(tmp_path / "live")) as live:
+        metrics = finetune(model, train, val, phase, 20, live, {"epochs_run": 4, "best_epoch": 3})
     assert metrics["kept_transfer_model"] == 1 and metrics["best_epoch"] == 3
     assert metrics["epochs_run"] == 2 and metrics["unfrozen_layers"] == 20
-    history = (tmp_path / "history.csv").read_text().splitlines()
-    assert len(history) == 3 and history[1].startswith("4,")  # epochs 5 and 6 (0-based 4, 5)
-    assert min(float(row.split(",")[-1]) for row in history[1:]) > metrics["best_val_loss"]
+    history = live_history(tmp_path / "live")
+    assert [row["epoch"] for row in history] == [4, 5]  # epochs 5 and 6, after transfer's 4
+    assert min(row["val_loss"] for row in history) > metrics["best_val_loss"]
     np.testing.assert_array_equal(model.predict(images, verbose=0), before)
 
 

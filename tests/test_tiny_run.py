@@ -8,6 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from imgclf.charts import live_history
 from tests.conftest import TINY_CLASSES, TINY_UNFREEZE, run
 
 
@@ -67,10 +68,13 @@ def test_fine_tuning_trained_what_was_asked(tiny_run):
     transfer = json.loads((tiny_run / "metrics" / "transfer.json").read_text())
     assert finetune["unfrozen_layers"] == TINY_UNFREEZE and finetune["epochs_run"] == 2
     assert transfer["epochs_run"] == 10 and 1 <= transfer["best_epoch"] <= 10
-    history = read_csv(tiny_run / "plots" / "history" / "transfer.csv")
-    best = int(np.argmin([float(row["val_loss"]) for row in history]))
+    history = live_history(tiny_run / "dvclive" / "transfer")
+    best = int(np.argmin([row["val_loss"] for row in history]))
     assert transfer["best_epoch"] == best + 1
-    assert transfer["best_val_loss"] == float(history[best]["val_loss"])
+    assert transfer["best_val_loss"] == history[best]["val_loss"]
+    # One history of both phases on one step axis: transfer's epochs, then fine-tuning's.
+    both = live_history(tiny_run / "dvclive" / "training")
+    assert [row["epoch"] for row in both] == list(range(12)) and both[:10] == history
 
 
 def test_exported_models_and_labels_name_each_test_image_right(tiny_run):

@@ -115,31 +115,31 @@ def contradicting_features(seed=0):
     return features, labels, 1 - labels
 
 
-def train_head(phase, history_csv, seed=0):
+def train_head(phase, live_dir, seed=0):
     from imgclf import model as model_lib
-    from imgclf.dataset import batches
-    from imgclf.training import fit, one_hot, set_seed
+    from imgclf.dataset import batches, training_batches
+    from imgclf.training import fit, one_hot, open_live, set_seed
 
     set_seed(seed)
     features, labels, swapped = contradicting_features()
     head = model_lib.build_head(features.shape[1:], 2, "avg", [16], 0.0)
     compile_model(head, phase, steps_per_epoch=4)
-    train = one_hot(batches(features, labels, 16, shuffle=True, seed=seed), 2)
+    train = (lambda epochs: one_hot(training_batches(features, labels, 16, seed, epochs), 2), 4)
     val = one_hot(batches(features, swapped, 64), 2)
-    metrics = fit(head, train, val, phase, history_csv)
+    with open_live(str(live_dir)) as live:
+        metrics = fit(head, train, val, phase, live)
     return head, metrics, val
 
 
 def test_the_best_epoch_is_kept_not_the_last(tmp_path):
     """patience (more than the epochs here, so no early stop) restores the epoch with the
     lowest val_loss, and the metrics say which."""
-    import csv
+    from imgclf.charts import live_history
 
     phase = {**copy.deepcopy(params.validate(yaml.safe_load(open("params.yaml")))["transfer"]),
              "epochs": 6, "patience": 10, "learning_rate": 0.01}
-    head, metrics, val = train_head(phase, str(tmp_path / "history.csv"))
-    with open(tmp_path / "history.csv", newline="") as f:
-        val_losses = [float(row["val_loss"]) for row in csv.DictReader(f)]
+    head, metrics, val = train_head(phase, tmp_path / "live")
+    val_losses = [row["val_loss"] for row in live_history(tmp_path / "live")]
     assert len(val_losses) == 6 and metrics["epochs_run"] == 6
     best = int(np.argmin(val_losses))
     assert best < 5 and val_losses[-1] > val_losses[best] + 0.05, val_losses
@@ -151,9 +151,9 @@ def test_the_best_epoch_is_kept_not_the_last(tmp_path):
 def test_set_seed_makes_training_repeatable(tmp_path):
     phase = {**copy.deepcopy(params.validate(yaml.safe_load(open("params.yaml")))["transfer"]),
              "epochs": 2, "patience": 0}
-    first, _, _ = train_head(phase, str(tmp_path / "a.csv"), seed=3)
-    again, _, _ = train_head(phase, str(tmp_path / "b.csv"), seed=3)
-    other, _, _ = train_head(phase, str(tmp_path / "c.csv"), seed=4)
+    first, _, _ = train_head(phase, tmp_path / "a", seed=3)
+    again, _, _ = train_head(phase, tmp_path / "b", seed=3)
+    other, _, _ = train_head(phase, tmp_path / "c", seed=4)
     for a, b in zip(first.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert any(not np.allclose(a, c) for a, c in zip(first.get_weights(), other.get_weights()))
