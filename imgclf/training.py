@@ -121,8 +121,7 @@ def fit(model, train, val, phase, live, backup=None, initial_epoch=0, class_weig
     val_loss restores the best weights (reduce-on-plateau if asked). backup is
     (folder, fingerprint) or None: the state is saved there each epoch and a run killed
     mid-phase resumes from it (imgclf.backup; the stage deletes it once its outputs are
-    written). Returns the
-    phase's flat metrics, over every epoch of the phase, resumed or not."""
+    written). Returns the phase's flat metrics, over all its epochs, resumed or not."""
     batches, steps = train
     last_epoch = initial_epoch + phase["epochs"]
     callbacks = _callbacks(model, phase, live)
