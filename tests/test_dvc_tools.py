@@ -28,9 +28,10 @@ def test_exp_show_has_the_step_and_plots_draw_both_phases_as_one_history(dvc_rep
     assert metrics["dvclive/training/metrics.json"]["step"] == both - 1
     assert set(metrics["dvclive/training/metrics.json"]["eval"]) == {"accuracy", "loss"}
     plots = json.loads(run(dvc_repo, "dvc", "plots", "show", "--json", "--split"))["data"]
-    accuracy = plots["accuracy"][0]["data"]["values"]  # dvc's vega data of the accuracy plot
-    steps = sorted({int(point["step"]) for point in accuracy})
-    assert steps == list(range(both))  # one step axis, no gap and no overlap at the boundary
+    accuracy = plots["accuracy"][0]["anchor_definitions"]["<DVC_METRIC_DATA>"]  # its points
+    for series in ["train/accuracy.tsv", "eval/accuracy.tsv"]:
+        steps = [int(point["step"]) for point in accuracy if point["filename"] == series]
+        assert steps == list(range(both)), series  # one axis, no gap or overlap at the boundary
 
 
 @pytest.mark.slow
