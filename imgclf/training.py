@@ -167,8 +167,9 @@ def _callbacks(model, phase, live):
     reduce-on-plateau as asked."""
     from dvclive.keras import DVCLiveCallback
 
-    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: logs.update(
-        learning_rate=float(model.optimizer.learning_rate))), DVCLiveCallback(live=live)]
+    def log_rate(epoch, logs):  # a MirroredVariable under tf.distribute: convert, not float()
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=log_rate), DVCLiveCallback(live=live)]
     if phase["patience"]:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=phase["patience"], restore_best_weights=True))

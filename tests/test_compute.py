@@ -28,7 +28,7 @@ if sys.argv[1] == "mirrored":  # two logical CPU devices, as if there were two G
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from imgclf import compute, params as params_lib
-from imgclf.training import set_seed
+from imgclf.training import open_live, set_seed
 from stages.transfer import train_head
 
 params = params_lib.validate(yaml.safe_load(open("params.yaml")))
@@ -41,7 +41,7 @@ rng = np.random.default_rng(0)
 features = rng.normal(size=(96, 2, 2, 8)).astype(np.float16)
 labels = (features.mean(axis=(1, 2, 3)) > 0).astype(np.int32)
 head, metrics = train_head((features, labels), (features[:32], labels[:32]), ["a", "b"],
-                           params, sys.argv[2] + ".csv", strategy, jit)
+                           params, open_live(sys.argv[2] + "_live"), strategy, jit)
 np.savez(sys.argv[2], *head.get_weights(), replicas=strategy.num_replicas_in_sync,
          steps=int(head.optimizer.iterations.numpy()))
 """

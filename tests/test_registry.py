@@ -109,6 +109,7 @@ def test_each_family_fine_tunes_with_the_default_unfreeze_and_saves(name, tmp_pa
 
     with open("params.yaml") as f:
         phase = params.validate(yaml.safe_load(f))["finetune"]
+    phase.update(schedule="constant", warmup_epochs=0)  # one step: a warm-up's first has rate 0
     size = backbones.native_size(name) if name in backbones.FIXED_INPUT else backbones.min_size(name)
     extractor = model_lib.feature_extractor(name, "none", size)
     head = model_lib.build_head(extractor.output.shape[1:], 2, "avg", [4], 0.0)

@@ -164,7 +164,8 @@ def test_finetune_that_only_hurts_is_undone(tmp_path):
     val = one_hot(batches(images[::2], labels[::2], 9), 3)
     with open("params.yaml") as f:
         phase = params.validate(yaml.safe_load(f))["finetune"]
-    phase.update(optimizer="sgd", learning_rate=1.0, epochs=2, patience=0)  # destructive
+    phase.update(optimizer="sgd", learning_rate=1.0, epochs=2, patience=0,  # destructive
+                 schedule="constant", warmup_epochs=0)
     before = model.predict(images, verbose=0)
     assert_informative(before, labels)
     with open_live(str(tmp_path / "live")) as live:

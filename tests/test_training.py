@@ -13,7 +13,8 @@ from imgclf.training import class_weights, compile_model, learning_rate, optimiz
 @pytest.fixture
 def phase():
     with open("params.yaml") as f:
-        return copy.deepcopy(params.validate(yaml.safe_load(f))["finetune"])
+        phase = copy.deepcopy(params.validate(yaml.safe_load(f))["finetune"])
+    return {**phase, "schedule": "constant", "warmup_epochs": 0}  # tests set their schedule
 
 
 def rate_at(schedule, step):
