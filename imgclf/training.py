@@ -9,7 +9,6 @@ import numpy as np
 from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf.errors import interactive
-from imgclf.files import replaced_when_done
 
 
 def set_seed(seed, deterministic_ops=True):

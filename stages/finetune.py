@@ -11,6 +11,7 @@ import os
 import shutil
 
 import keras
+
 from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf.build import assemble, from_scratch, scratch_phase
