@@ -191,13 +191,18 @@ def main():
     shutil.copytree(WEIGHTS, os.path.join(home, "models"))
     os.environ["KERAS_HOME"] = home  # before Keras is imported
     sys.path.insert(0, ROOT)
-    from stages.preprocess import prepare
-    from stages.split import split_folder
+    import splitfolders
+
+    from imgclf.prepare import prepare
+    from imgclf.splitting import split_dataset
 
     work = tempfile.mkdtemp()
-    subset(FLOWERS, os.path.join(work, "raw"), args.images // 5)
-    split_folder(os.path.join(work, "raw"), os.path.join(work, "split"), (0.7, 0.3), seed=42)
-    prepare(os.path.join(work, "split"), os.path.join(work, "prepared"), SIZE)
+    raw = os.path.join(work, "raw")
+    subset(FLOWERS, raw, args.images // 5)
+    split_dataset(raw, os.path.join(work, "split"), (0.7, 0.3), seed=42)
+    prepare(os.path.join(work, "split"), raw, os.path.join(work, "prepared"), SIZE)
+    # The folder readers compared with ours need copies; split-folders makes the same split.
+    splitfolders.ratio(raw, os.path.join(work, "copies"), seed=42, ratio=(0.7, 0.3))
     prepared = os.path.join(work, "prepared")
     from imgclf import params as params_lib
 
@@ -206,7 +211,7 @@ def main():
     head = defaults["head"]
 
     transfer = transfer_phase(prepared, phase, head, seed=42)
-    rates = input_pipeline(prepared, os.path.join(work, "split", "train"), defaults["finetune"], seed=42)
+    rates = input_pipeline(prepared, os.path.join(work, "copies", "train"), defaults["finetune"], seed=42)
     features = feature_throughput(prepared)
     results = {
         "machine": f"{os.cpu_count()} CPU cores", "images": args.images, "image_size": SIZE,

@@ -79,11 +79,12 @@ def memory_at(work, count):
         values["preprocess"]["resolution"] = 128
         values["transfer"].update(epochs=1, patience=0)
         values["finetune"].update(epochs=1, patience=0)
+        values["data"]["dir"] = "data/raw"
 
     project_copy(folder, params)
-    generate_split(os.path.join(folder, "data", "split"), count)
+    generate_split(os.path.join(folder, "data", "raw"), count)
     peaks, log = {}, os.path.join(folder, "log.txt")
-    for stage in ("preprocess", "features", "transfer", "finetune"):
+    for stage in ("split", "preprocess", "features", "transfer", "finetune"):
         _, peaks[stage] = run([sys.executable, "-m", f"stages.{stage}"], folder, log)
     del peaks["transfer"]  # run only for finetune's input
     shutil.rmtree(folder)

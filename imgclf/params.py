@@ -138,7 +138,9 @@ SCHEMA = {
     "weights": weights_value,
     "image_size": optional(integer(32, 2048)),
     "seed": integer(0),
-    "data": {"dir": text},
+    "task": one_of(["single_label", "multi_label"]),
+    "data": {"dir": text, "labels": optional(text), "label_separator": text,
+             "max_bad_rows": fraction},
     "sample": {"resolution": integer(8, 1024)},
     "split": {"train": fraction, "val": fraction, "test": fraction},
     "preprocess": {"resolution": integer(32, 2048), "max_unreadable": fraction},
@@ -206,7 +208,16 @@ def validate(values):
         raise UserError(f"params.yaml: image_size is {size}; {params['model']} needs at "
                         f"least {smallest} (or null for its native {backbones.native_size(params['model'])})")
     _check_resolution(params)
+    _check_labels_file(params["data"])
     return params
+
+
+def _check_labels_file(data):
+    # Inside data.dir, the CSV is part of the split stage's dependency: DVC sees it change.
+    labels = data["labels"]
+    if labels and os.path.relpath(os.path.abspath(labels), os.path.abspath(data["dir"])).startswith(".."):
+        raise UserError(f"params.yaml: data.labels is {labels!r}, outside data.dir "
+                        f"{data['dir']!r}; put the CSV inside data.dir, so DVC sees it change")
 
 
 def _check_resolution(params):

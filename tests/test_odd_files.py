@@ -13,8 +13,9 @@ from PIL import Image
 
 from imgclf.dataset import load_image, read_split
 from imgclf.errors import UserError
-from stages.preprocess import prepare
-from stages.split import split_folder
+from imgclf.manifest import read_manifest
+from imgclf.prepare import prepare
+from imgclf.splitting import split_dataset
 
 
 def png_bytes(color, size=(40, 30), mode="RGB"):
@@ -87,17 +88,17 @@ def read_report(path):
 
 def test_every_odd_file_is_used_or_reported_and_the_folder_is_untouched(odd_folder, tmp_path):
     before = snapshot(odd_folder)
-    counts, skipped = split_folder(str(odd_folder), str(tmp_path / "split"), (0.5, 0.25, 0.25), seed=0)
+    counts, skipped = split_dataset(str(odd_folder), str(tmp_path / "split"), (0.5, 0.25, 0.25), seed=0)
     split_report = read_report(tmp_path / "split" / "skipped.csv")
     assert split_report == {"empty_class": "empty class folder: left out",
                             "copy_of_red.png": f"same bytes as {odd_folder}/cat/red.png: left out"}
-    assert not any(name.startswith(".") for name in snapshot(tmp_path / "split"))
-    # A nested image keeps its place below its class folder.
-    assert any(path.endswith(os.path.join("cat", "sub", "deeper", "nested.png"))
-               for path in snapshot(tmp_path / "split"))
+    files = read_manifest(str(tmp_path / "split"), None)["file"]
+    assert not any(os.path.basename(name).startswith(".") for name in files)
+    # A nested image belongs to the class folder above it.
+    assert "cat/sub/deeper/nested.png" in set(files)
 
-    counts, unreadable = prepare(str(tmp_path / "split"), str(tmp_path / "prepared"), 32,
-                                 max_unreadable=0.5, processes=2)
+    counts, unreadable = prepare(str(tmp_path / "split"), str(odd_folder), str(tmp_path / "prepared"),
+                                 32, max_unreadable=0.5, processes=2)
     reasons = read_report(tmp_path / "prepared" / "skipped.csv")
     assert set(reasons) == {"empty.jpg", "not_an_image.jpg", "half.jpg", "bomb.png"}
     assert "DecompressionBomb" in reasons["bomb.png"]
@@ -120,15 +121,15 @@ def test_every_odd_file_is_used_or_reported_and_the_folder_is_untouched(odd_fold
 @pytest.mark.parametrize("setup, message", [
     (lambda root: None, "is not a folder"),
     (lambda root: (root / "only" ).mkdir(parents=True) or (root / "only/a.png").write_bytes(png_bytes(1)),
-     "1 class folder"),
+     "1 class"),
     (lambda root: [(root / c).mkdir(parents=True) or (root / c / "a.png").write_bytes(png_bytes(i))
                    for i, c in enumerate(["x", "y"])], r"class 'x' has 1 image\(s\); split 0.7/0.2/0.1 needs at least 5 per class"),
 ])
-def test_unusable_data_stops_before_any_copying(tmp_path, setup, message):
+def test_unusable_data_stops_before_anything_is_written(tmp_path, setup, message):
     root = tmp_path / "data"
     setup(root)
     with pytest.raises(UserError, match=message):
-        split_folder(str(root), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
+        split_dataset(str(root), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
     assert not os.path.exists(tmp_path / "out")
 
 
@@ -138,7 +139,7 @@ def test_a_class_only_in_val_is_refused(tmp_path):
             (tmp_path / "data" / split / name).mkdir(parents=True)
             (tmp_path / "data" / split / name / "x.png").write_bytes(png_bytes((i, len(split), 0)))
     with pytest.raises(UserError, match="val/test have classes that train does not: c"):
-        split_folder(str(tmp_path / "data"), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
+        split_dataset(str(tmp_path / "data"), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -180,8 +181,9 @@ def test_same_pixels_in_train_and_test_are_kept_in_train_only(tmp_path):
     image = Image.new("RGB", (20, 20), (1, 2, 3))
     image.save(source / "train" / "a" / "photo.png")
     image.save(source / "test" / "b" / "photo.bmp")  # other bytes, same pixels
-    split_folder(str(source), str(tmp_path / "split"), (0.7, 0.2, 0.1), seed=0)
-    counts, skipped = prepare(str(tmp_path / "split"), str(tmp_path / "prepared"), 16, processes=1)
+    split_dataset(str(source), str(tmp_path / "split"), (0.7, 0.2, 0.1), seed=0)
+    counts, skipped = prepare(str(tmp_path / "split"), str(source), str(tmp_path / "prepared"), 16,
+                              processes=1)
     assert counts == {"train": 3, "val": 2, "test": 2}
     assert [(os.path.basename(path), reason.split(" as ")[0]) for path, reason in skipped] == [
         ("photo.bmp", "same pixels")]

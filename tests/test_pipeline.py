@@ -55,7 +55,8 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
     for plot in ("training.png", "confusion.png"):
         assert (repo / "plots" / plot).stat().st_size > 5_000
     # The prediction command, from the model file alone, agrees with evaluate image by image.
-    run(repo, "python", "-m", "imgclf.predict", "data/split/test", "-k", "1", "-o", "new.csv")
+    test_files = (repo / "data" / "prepared" / "test" / "files.txt").read_text().split()
+    run(repo, "python", "-m", "imgclf.predict", *test_files, "-k", "1", "-o", "new.csv")
     with open(repo / "new.csv", newline="") as f:
         predicted = {row["file"]: row["class_1"] for row in csv.DictReader(f)}
     with open(repo / "plots" / "confusion.csv", newline="") as f:

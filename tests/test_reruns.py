@@ -75,6 +75,8 @@ DRY_ROWS = [
     ("preprocess.max_unreadable", 0.1, from_stage("preprocess")),
     ("split.train", 0.6, from_stage("split")),
     ("seed", 7, from_stage("split")),
+    ("data.max_bad_rows", 0.1, from_stage("split")),
+    ("task", "multi_label", from_stage("split")),
     ("export.representative_images", 10, {"export"}),
     ("stages/transfer.py", None, from_stage("transfer")),
     ("imgclf/unfreeze.py", None, from_stage("finetune")),

@@ -11,24 +11,29 @@ from stages.features import float16_rows
 from imgclf import charts
 from imgclf.report import html_report
 from stages.plot import confident_mistakes, examples_per_class
-from stages.preprocess import prepare
-from stages.split import split_folder
+from imgclf.manifest import read_manifest
+from imgclf.prepare import prepare
+from imgclf.splitting import split_dataset
 from tests.conftest import write_images
 from tests.informative import assert_informative, separable_images
 
 
+def assignment(split_dir):
+    """{file: split} of a split's manifest."""
+    rows = read_manifest(str(split_dir), None)
+    return dict(zip(rows["file"], rows["split"]))
+
+
 def test_ratio_split_is_seeded_and_leaves_the_source_alone(image_folder, tmp_path):
     before = sorted(os.walk(image_folder))
-    counts, skipped = split_folder(image_folder, str(tmp_path / "a"), (0.6, 0.2, 0.2), seed=1)
+    counts, skipped = split_dataset(image_folder, str(tmp_path / "a"), (0.6, 0.2, 0.2), seed=1)
     assert counts == {"train": 18, "val": 6, "test": 6} and skipped == []
-    split_folder(image_folder, str(tmp_path / "b"), (0.6, 0.2, 0.2), seed=1)
-    split_folder(image_folder, str(tmp_path / "c"), (0.6, 0.2, 0.2), seed=2)
+    split_dataset(image_folder, str(tmp_path / "b"), (0.6, 0.2, 0.2), seed=1)
+    split_dataset(image_folder, str(tmp_path / "c"), (0.6, 0.2, 0.2), seed=2)
+    a, b, c = (assignment(tmp_path / name) for name in "abc")
     for split, per_class in [("train", 6), ("val", 2), ("test", 2)]:
-        a = sorted(os.listdir(tmp_path / "a" / split / "cat"))
-        assert len(a) == per_class
-        assert a == sorted(os.listdir(tmp_path / "b" / split / "cat"))
-    assert sorted(os.listdir(tmp_path / "a" / "test" / "cat")) != sorted(
-        os.listdir(tmp_path / "c" / "test" / "cat"))
+        assert sum(f.startswith("cat/") and s == split for f, s in a.items()) == per_class
+    assert a == b and a != c and sorted(a) == sorted(c)
     assert sorted(os.walk(image_folder)) == before
 
 
@@ -36,35 +41,40 @@ def test_an_existing_split_is_taken_as_it_is(tmp_path):
     source = tmp_path / "given"
     write_images(str(source / "train"), ["x", "y"], per_class=3)
     write_images(str(source / "val"), ["x", "y"], per_class=1, seed=1)
-    counts, _ = split_folder(str(source), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
+    counts, _ = split_dataset(str(source), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
     assert counts == {"train": 6, "val": 2}
-    assert sorted(os.listdir(tmp_path / "out")) == ["skipped.csv", "train", "val"]
-    assert len(os.listdir(tmp_path / "out" / "train" / "x")) == 3
+    assert sorted(os.listdir(tmp_path / "out")) == ["classes.json", "manifest.csv", "skipped.csv"]
+    rows = read_manifest(str(tmp_path / "out"), None)
+    assert sorted(rows.loc[rows["split"] == "val", "file"]) == ["val/x/img_000.png", "val/y/img_000.png"]
+    assert list(rows["labels"][:3]) == [("x",)] * 3
 
 
 @pytest.mark.parametrize("setup, message", [
     (lambda root: None, "is not a folder"),
-    (lambda root: write_images(str(root), ["only"], per_class=2), "1 class folder"),
+    (lambda root: write_images(str(root), ["only"], per_class=2), "1 class"),
 ])
 def test_unusable_data_dir_stops_early(tmp_path, setup, message):
     root = tmp_path / "data"
     setup(root)
     with pytest.raises(UserError, match=message):
-        split_folder(str(root), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
+        split_dataset(str(root), str(tmp_path / "out"), (0.7, 0.2, 0.1), seed=0)
 
 
 def test_prepare_decodes_every_split_and_reports_unreadable_files(image_folder, tmp_path):
-    split_folder(image_folder, str(tmp_path / "split"), (0.6, 0.2, 0.2), seed=0)
-    (tmp_path / "split" / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n")
-    counts, skipped = prepare(str(tmp_path / "split"), str(tmp_path / "prepared"), 24, processes=2)
+    (tmp_path / "images" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n")
+    split_dataset(image_folder, str(tmp_path / "split"), (0.6, 0.2, 0.2), seed=0)
+    counts, skipped = prepare(str(tmp_path / "split"), image_folder, str(tmp_path / "prepared"),
+                              24, processes=2)
     with pytest.raises(UserError, match=r"1 of 31 images could not be read, more than preprocess.max_unreadable \(0.01\)"):
-        prepare(str(tmp_path / "split"), str(tmp_path / "prepared2"), 24, 0.01, processes=2)
+        prepare(str(tmp_path / "split"), image_folder, str(tmp_path / "prepared2"), 24, 0.01,
+                processes=2)
     assert not os.path.exists(tmp_path / "prepared2")
-    assert counts == {"train": 18, "val": 6, "test": 6}
+    assert sum(counts.values()) == 30
     assert [os.path.basename(path) for path, _ in skipped] == ["broken.png"]
+    train_count = counts["train"]
     images, labels, files = read_split(str(tmp_path / "prepared"), "train")
-    assert images.shape == (18, 24, 24, 3) and images.dtype == np.uint8
-    assert sorted(np.bincount(labels)) == [6, 6, 6] and len(files) == 18
+    assert images.shape == (train_count, 24, 24, 3) and images.dtype == np.uint8
+    assert sorted(np.bincount(labels)) in ([6, 6, 6], [5, 6, 6]) and len(files) == train_count
     assert read_classes(str(tmp_path / "prepared")) == ["cat", "dog", "fox"]
     # A cat image is stored as that image: its red channel is the bright one.
     assert images[labels == 0][..., 0].mean() > images[labels == 0][..., 1].mean() + 100

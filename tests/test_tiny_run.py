@@ -18,7 +18,7 @@ def read_csv(path):
 
 
 def folder_class(path):
-    """The class of an image by the folder it was split into: data/split/<split>/<class>/x."""
+    """The class of an image by its folder in data.dir: <class>/x."""
     return os.path.normpath(path).split(os.sep)[-2]
 
 
@@ -53,7 +53,8 @@ def test_evaluation_rows_are_each_test_image_with_its_own_class(tiny_run):
 
 
 def test_predict_agrees_with_evaluate_and_the_folders_file_by_file(tiny_run):
-    run(tiny_run, "python", "-m", "imgclf.predict", "data/split/test", "-k", "1", "-o",
+    test_files = (tiny_run / "data" / "prepared" / "test" / "files.txt").read_text().split()
+    run(tiny_run, "python", "-m", "imgclf.predict", *test_files, "-k", "1", "-o",
         "predicted.csv")
     predicted = {row["file"]: row["class_1"] for row in read_csv(tiny_run / "predicted.csv")}
     evaluated = {row["file"]: row["predicted"]

@@ -1,0 +1,120 @@
+"""The originals named by the split's manifest, decoded once as RGB at one resolution into
+uint8 arrays (<output>/<split>/images.npy) that tf.data reads batch by batch.
+
+Each file's bytes are checked against the sha256 the split recorded: a file changed since
+the split stops the run (its split may no longer be what the manifest says).
+"""
+import csv
+import functools
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import shutil
+
+import numpy as np
+from tqdm import tqdm
+
+from imgclf.arrays import row_writer
+from imgclf.dataset import SPLITS, load_image
+from imgclf.errors import UserError, interactive
+from imgclf.manifest import read_manifest
+
+CHANGED = "changed since the split"
+
+
+def load_checked(item, size):
+    """(pixels, None), or (None, reason) for a file that cannot be read; a file whose bytes
+    are not those the manifest recorded gives (None, CHANGED)."""
+    path, digest = item
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        return None, f"{CHANGED}: {type(error).__name__}: {error}"
+    if hashlib.sha256(data).hexdigest() != digest:
+        return None, f"{CHANGED}: its content hash differs from the manifest's"
+    try:
+        return load_image(io.BytesIO(data), size), None
+    except Exception as error:  # whatever Pillow raises for this file
+        return None, f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+def label_array(rows, classes, multi_label):
+    """Class indices (int32), or one 0/1 column per label (uint8) for multi_label."""
+    if not multi_label:
+        return np.asarray([classes.index(labels[0]) for labels in rows["labels"]], np.int32)
+    hot = np.zeros((len(rows), len(classes)), np.uint8)
+    for row, labels in enumerate(rows["labels"]):
+        hot[row, [classes.index(name) for name in labels]] = 1
+    return hot
+
+
+def prepare_split(items, labels, folder, size, pool, seen):
+    """Decode items [(path, sha256)] into folder/images.npy, labels.npy, files.txt, written
+    image by image so memory stays flat. An image whose pixels equal one already kept in
+    another split (`seen`: pixel hash -> (folder, path), updated here) is left out, so no
+    test image leaks into training. Returns [(path, reason)] of unreadable and duplicates."""
+    os.makedirs(folder, exist_ok=True)
+    kept, files, unreadable, duplicates = [], [], [], []
+    decoded = pool.imap(functools.partial(load_checked, size=size), items, chunksize=16)
+    progress = tqdm(decoded, total=len(items), desc=os.path.basename(folder), unit="img",
+                    disable=not interactive())
+    with row_writer(os.path.join(folder, "images.npy"), np.uint8, (size, size, 3),
+                    len(items)) as write:
+        for row, ((path, _), (pixels, reason)) in enumerate(zip(items, progress)):
+            if reason and reason.startswith(CHANGED):
+                raise UserError(f"{path} {reason}; run dvc repro (the split stage reruns), "
+                                "or restore the file")
+            if pixels is None:
+                unreadable.append((path, reason))
+                continue
+            digest = hashlib.sha1(pixels.tobytes()).hexdigest()
+            first = seen.setdefault(digest, (folder, path))
+            if first[0] != folder:
+                duplicates.append((path, f"same pixels as {first[1]}: left out"))
+                continue
+            write(pixels[None])
+            kept.append(row)
+            files.append(path)
+    np.save(os.path.join(folder, "labels.npy"), labels[kept])
+    with open(os.path.join(folder, "files.txt"), "w") as f:
+        f.write("".join(f"{file}\n" for file in files))
+    return unreadable, duplicates
+
+
+def prepare(split_dir, data_dir, output, size, max_unreadable=1.0, separator=None,
+            processes=None):
+    """Every split of split_dir's manifest, read from data_dir, into output. separator: the
+    labels' (multi_label), or None for one class per image. Returns counts per split and
+    the files left out; more than max_unreadable unreadable (a fraction) is an error."""
+    with open(os.path.join(split_dir, "classes.json")) as f:
+        classes = json.load(f)
+    rows = read_manifest(split_dir, separator)
+    tmp = output + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    counts, unreadable, duplicates, seen = {}, [], [], {}
+    # spawn, not fork: the parent may have TensorFlow's threads loaded (params validation).
+    with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
+        for split in SPLITS:
+            members = rows[rows["split"] == split]
+            if members.empty:
+                continue
+            items = [(os.path.join(data_dir, file), digest)
+                     for file, digest in zip(members["file"], members["sha256"])]
+            labels = label_array(members, classes, separator is not None)
+            bad, same = prepare_split(items, labels, os.path.join(tmp, split), size, pool, seen)
+            unreadable, duplicates = unreadable + bad, duplicates + same
+            counts[split] = len(items) - len(bad) - len(same)
+    shutil.copy(os.path.join(split_dir, "classes.json"), tmp)
+    with open(os.path.join(tmp, "skipped.csv"), "w", newline="") as f:
+        csv.writer(f).writerows([("file", "reason"), *unreadable, *duplicates])
+    total = sum(counts.values()) + len(unreadable) + len(duplicates)
+    if len(unreadable) > max_unreadable * total:
+        raise UserError(f"{len(unreadable)} of {total} images could not be read, more than "
+                        f"preprocess.max_unreadable ({max_unreadable:g}); they are listed in "
+                        f"{tmp}/skipped.csv")
+    shutil.rmtree(output, ignore_errors=True)
+    os.replace(tmp, output)
+    return counts, unreadable + duplicates

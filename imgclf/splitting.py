@@ -1,0 +1,155 @@
+"""Which split each image goes to, recorded in a manifest: no image is copied.
+
+The result is written by imgclf.manifest.
+
+Single-label images without groups are split per class as split-folders' ratio() does
+(sort, seed, shuffle, cut at int(ratio * n)): tests compare the two file by file. With
+groups, or several labels per image, whole groups are split by iterative stratification
+(the iterative-stratification package), so each label keeps about its share in every split.
+"""
+import os
+import random
+
+import numpy as np
+
+from imgclf.dataset import SPLITS
+from imgclf.errors import UserError
+from imgclf.manifest import file_digest, write_split
+
+def drop_duplicates(rows, data_dir):
+    """rows with a sha256 column, one row per content: of files with the same bytes the
+    first is kept (a given train split before val and test, then by file name), so the same
+    image can never be in train and test. Returns the rows and [(path, reason)]."""
+    rank = rows["split"].map({"train": 0, "val": 1, "test": 2, "": 3})
+    rows = rows.assign(rank=rank).sort_values(["rank", "file"], kind="stable")
+    rows = rows.drop(columns="rank").reset_index(drop=True)
+    rows["sha256"] = [file_digest(os.path.join(data_dir, file)) for file in rows["file"]]
+    first = rows.drop_duplicates("sha256").set_index("sha256")["file"]
+    repeated = rows.duplicated("sha256")
+    skipped = [(os.path.join(data_dir, file), f"same bytes as {os.path.join(data_dir, first[digest])}: left out")
+               for file, digest in zip(rows.loc[repeated, "file"], rows.loc[repeated, "sha256"])]
+    return rows[~repeated].reset_index(drop=True), skipped
+
+
+def minimum_per_class(ratios):
+    """The fewest images a class needs for every split to get at least one."""
+    for n in range(1, 10_000):
+        train, val = int(ratios[0] * n), int(ratios[1] * n)
+        if train >= 1 and val >= 1 and (len(ratios) < 3 or n - train - val >= 1):
+            return n
+    raise UserError(f"split ratios {ratios} leave a split empty")
+
+
+def ratio_split(rows, ratios, seed):
+    """{row index: split}: per class, files sorted, shuffled with `seed`, cut at
+    int(ratio * n) as split-folders does, the rest going to the last split."""
+    smallest = minimum_per_class(ratios)
+    assignment = {}
+    for (name,), members in rows.groupby("labels"):
+        if len(members) < smallest:
+            raise UserError(f"class {name!r} has {len(members)} image(s); split "
+                            f"{'/'.join(map(str, ratios))} needs at least {smallest} per class "
+                            "(add images, or change split.*)")
+        order = sorted(zip(members["file"], members.index))
+        random.seed(seed)
+        random.shuffle(order)
+        train_end = int(ratios[0] * len(order))
+        val_end = train_end + int(ratios[1] * len(order)) if len(ratios) == 3 else len(order)
+        for position, (_, index) in enumerate(order):
+            split = "train" if position < train_end else "val" if position < val_end else "test"
+            assignment[index] = split
+    return assignment
+
+
+def units(rows):
+    """Each row's unit, the thing that is split whole: its group, or the image alone."""
+    return np.where(rows["group"] != "", "group:" + rows["group"], "file:" + rows["file"])
+
+
+def given_unit_splits(rows, unit):
+    """{unit: split} of units with a split given in some of their rows; a group given two
+    splits is an error."""
+    given = {}
+    for key, split, file in zip(unit, rows["split"], rows["file"]):
+        if split and given.setdefault(key, (split, file))[0] != split:
+            raise UserError(f"group {key[6:]!r} is given two splits ({given[key][1]} in "
+                            f"{given[key][0]}, {file} in {split}); a group stays in one split")
+    return {key: split for key, (split, _) in given.items()}
+
+
+def stratified_split(rows, ratios, seed, classes):
+    """{row index: split}: whole units (groups), split by iterative stratification of the
+    labels they contain, so that each label keeps about its share in every split."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    unit = units(rows)
+    given = given_unit_splits(rows, unit)
+    free = sorted(set(unit) - set(given))
+    has_label = {key: np.zeros(len(classes), np.int8) for key in free}
+    for key, labels in zip(unit, rows["labels"]):
+        for name in labels if key in has_label else ():
+            has_label[key][classes.index(name)] = 1
+    smallest = minimum_per_class(ratios)
+    if free and len(free) < smallest:
+        raise UserError(f"{len(free)} group(s) to split; split {'/'.join(map(str, ratios))} "
+                        f"needs at least {smallest}")
+    chosen = dict(given)
+    remaining = np.arange(len(free))
+    y = np.stack([has_label[key] for key in free]) if free else None
+    for split, share in [("test", ratios[2] if len(ratios) == 3 else 0), ("val", ratios[1])]:
+        if not share or not len(remaining):
+            continue
+        fraction = share / (share + ratios[0]) if split == "val" else share
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        keep, taken = next(splitter.split(np.zeros(len(remaining)), y[remaining]))
+        chosen.update({free[i]: split for i in remaining[taken]})
+        remaining = remaining[keep]
+    chosen.update({free[i]: "train" for i in remaining})
+    return dict(zip(rows.index, (chosen[key] for key in unit)))
+
+
+def check_classes(rows, classes, task, source):
+    if len(classes) < (2 if task == "single_label" else 1):
+        raise UserError(f"{source} has {len(classes)} class(es) with images; a classifier "
+                        "needs at least 2 (<class>/<image> subfolders, or labels in data.labels)")
+    in_train = {name for labels in rows.loc[rows["split"] == "train", "labels"] for name in labels}
+    missing = [name for name in classes if name not in in_train]
+    if missing:
+        raise UserError(f"{source}: val/test have classes that train does not: {', '.join(missing)}")
+    for split in ("train", "val"):
+        if not (rows["split"] == split).any():
+            raise UserError(f"{source}: the {split} split is empty; give it images, or set split.*")
+
+
+def assign_splits(rows, ratios, seed, task, source):
+    """rows with every split filled in (given ones kept), and the label names in order."""
+    classes = sorted({name for labels in rows["labels"] for name in labels})
+    if len(classes) < 2 and task == "single_label":
+        check_classes(rows, classes, task, source)
+    todo = rows["split"] == ""
+    if todo.any():
+        if task == "single_label" and not (rows["group"] != "").any():
+            assignment = ratio_split(rows[todo], ratios, seed)
+        else:
+            assignment = stratified_split(rows, ratios, seed, classes)
+        rows = rows.assign(split=[assignment.get(i, split) for i, split in rows["split"].items()])
+    check_classes(rows, classes, task, source)
+    return rows, classes
+
+
+def split_dataset(data_dir, output, ratios, seed, labels=None, task="single_label",
+                  separator=" ", max_bad_rows=1.0):
+    """Read the labels (class folders, or the CSV `labels`), leave out duplicates, assign
+    splits, write the manifest; returns {split: image count} and [(file, reason)] left out.
+    Everything that would stop the run is found before anything is written."""
+    from imgclf.labels import from_csv, from_folders
+
+    if labels:
+        rows, skipped = from_csv(labels, data_dir, task, separator, max_bad_rows)
+    else:
+        rows, skipped = from_folders(data_dir)
+    rows, duplicates = drop_duplicates(rows, data_dir)
+    rows, classes = assign_splits(rows, ratios, seed, task, labels or data_dir)
+    write_split(output, rows, classes, skipped + duplicates, separator)
+    counts = rows["split"].value_counts()
+    return {split: int(counts[split]) for split in SPLITS if split in counts}, skipped + duplicates
