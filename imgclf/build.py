@@ -24,9 +24,9 @@ def scratch_phase(params, backbone):
     return {**params["transfer"], "unfreeze": "all", "train_batchnorm": True}
 
 
-def assemble(params, head, class_names, prepared_resolution):
+def assemble(params, head, class_names, prepared_resolution, multi_label=False):
     """The full classifier with the trained head, everything frozen."""
     extractor = model_lib.feature_extractor(
         params["model"], params["weights"], params_lib.input_size(params),
         params_lib.backbone_args(params))
-    return model_lib.full_model(extractor, head, class_names, prepared_resolution)
+    return model_lib.full_model(extractor, head, class_names, prepared_resolution, multi_label)

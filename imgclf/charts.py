@@ -67,7 +67,7 @@ def confusion(rows, class_names):
     return matrix
 
 
-def confusion_matrices(names, matrix, path):
+def confusion_matrices(names, matrix, path, counted="images"):
     """Counts and row-normalised (recall per class) side by side; numbers written in the
     cells up to 30 classes, tick labels shrinking with the class count up to 100."""
     size = min(40, max(5, 0.4 * len(names) + 2.5))
@@ -75,7 +75,7 @@ def confusion_matrices(names, matrix, path):
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(1, 2, figsize=(2 * size, size))
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    titles = [f"counts ({matrix.sum()} images, accuracy {accuracy:.3f})",
+    titles = [f"counts ({matrix.sum()} {counted}, accuracy {accuracy:.3f})",
               "row-normalised (recall of each class on the diagonal)"]
     for ax, values, title in [(axes[0], matrix, titles[0]), (axes[1], normalised, titles[1])]:
         ax.imshow(values, cmap="Blues", vmin=0)
@@ -129,4 +129,29 @@ def image_grid(images, titles, path, suptitle, overlays=None, columns=6):
     if not len(images):
         axes[0, 0].text(0, 0.5, "none", fontsize=14)
     figure.suptitle(suptitle)
+    save(figure, path)
+
+
+def precision_recall(labels, probabilities, names, path, most=30):
+    """One precision-recall curve per class or label (one-vs-rest), worst average precision
+    first, at most `most` of them; labels are 0/1 columns, one per name."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    present = [i for i in range(len(names)) if labels[:, i].any()]
+    scores = {i: average_precision_score(labels[:, i], probabilities[:, i]) for i in present}
+    shown = sorted(present, key=scores.get)[:most]
+    columns = min(5, max(1, len(shown)))
+    rows = -(-len(shown) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(shown):]:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, shown):
+        precision, recall, _ = precision_recall_curve(labels[:, i], probabilities[:, i])
+        ax.plot(recall, precision)
+        ax.set_title(f"{names[i]} (AP {scores[i]:.3f})", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    figure.suptitle(f"precision (y) against recall (x) on test, worst average precision first"
+                    f" ({len(shown)} of {len(names)} shown)")
     save(figure, path)

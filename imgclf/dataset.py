@@ -142,7 +142,7 @@ def _read(indices, arrays, labels, augment):
 
     item_shape = arrays.shape[1:]
     dtype = tf.as_dtype(arrays.dtype)
-    labels = np.asarray(labels, dtype=np.int32)
+    labels = np.asarray(labels, dtype=np.int32)  # class indices, or 0/1 rows (multi_label)
 
     def gather(rows):
         rows = np.sort(rows)
@@ -151,7 +151,7 @@ def _read(indices, arrays, labels, augment):
     def read(rows, seed):
         x, y = tf.numpy_function(gather, [rows], [dtype, tf.int32], stateful=False)
         x.set_shape((None, *item_shape))
-        y.set_shape((None,))
+        y.set_shape((None, *labels.shape[1:]))
         x = tf.cast(x, tf.float32)
         return (x if augment is None else augment(x, seed)), y
 

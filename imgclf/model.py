@@ -4,6 +4,7 @@ Preprocessing and class names live inside the saved model, so a .keras file is a
 prediction needs (with this package imported, for the two small layers below).
 """
 import keras
+import numpy as np
 
 from imgclf import backbones
 
@@ -25,26 +26,77 @@ class BackbonePreprocess(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="imgclf")
 class ClassNames(keras.layers.Layer):
-    """Identity on the probabilities; carries the class names of their columns and the
-    resolution the training images were prepared at (preprocess.resolution)."""
+    """Identity on the probabilities; carries the class names of their columns, the
+    resolution the training images were prepared at (preprocess.resolution) and, for
+    task: multi_label, each label's decision threshold (chosen on val by the finetune stage)."""
 
-    def __init__(self, class_names, prepared_resolution=None, **kwargs):
+    def __init__(self, class_names, prepared_resolution=None, multi_label=False,
+                 thresholds=None, **kwargs):
         # float32 whatever the global policy: under mixed_float16 it would cast the
         # softmax back to float16, and losses, early stopping and metrics would use that.
         super().__init__(**{**kwargs, "dtype": "float32"})
         self.class_names = list(class_names)
         self.prepared_resolution = prepared_resolution
+        self.multi_label = multi_label
+        self.thresholds = thresholds
 
     def call(self, probabilities):
         return probabilities
 
     def get_config(self):
         return {**super().get_config(), "class_names": self.class_names,
-                "prepared_resolution": self.prepared_resolution}
+                "prepared_resolution": self.prepared_resolution,
+                "multi_label": self.multi_label, "thresholds": self.thresholds}
+
+
+@keras.saving.register_keras_serializable(package="imgclf")
+class WeightedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy with a weight on each label's positive term (class_weight with
+    task: multi_label); Keras' own has no per-label weight, and fit's class_weight assumes
+    one class per example. Registered here, beside the model, so every loader knows it."""
+
+    def __init__(self, positive_weights, label_smoothing=0.0, name="weighted_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.positive_weights = [float(w) for w in positive_weights]
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        ops = keras.ops
+        y_true = ops.cast(y_true, "float32") * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1 - 1e-7)
+        weights = ops.convert_to_tensor(self.positive_weights, "float32")
+        terms = weights * y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p)
+        return -ops.mean(terms, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "positive_weights": self.positive_weights,
+                "label_smoothing": self.label_smoothing}
 
 
 def class_names(model):
     return model.get_layer("class_names").class_names
+
+
+def is_multi_label(model):
+    return model.get_layer("class_names").multi_label
+
+
+def thresholds(model):
+    """Each label's threshold (multi_label), 0.5 where none was chosen yet."""
+    chosen = model.get_layer("class_names").thresholds
+    return np.asarray(chosen if chosen else [0.5] * len(class_names(model)), np.float32)
+
+
+def set_thresholds(model, values):
+    model.get_layer("class_names").thresholds = [float(value) for value in values]
+
+
+def decisions(model, probabilities):
+    """Class indices (single_label: the most probable), or 0/1 per label (multi_label: each
+    label at or above its threshold)."""
+    if is_multi_label(model):
+        return (np.asarray(probabilities) >= thresholds(model)).astype(np.int32)
+    return np.asarray(probabilities).argmax(axis=-1)
 
 
 def input_resolution(model):
@@ -78,9 +130,10 @@ def feature_extractor(model_name, weights, image_size, extra_args=None):
 
 
 def build_head(feature_shape, class_count, pooling, dense, dropout, batchnorm=False,
-               activation="relu"):
+               activation="relu", multi_label=False):
     """The new classifier on the backbone's feature map: pooling, then per hidden layer
-    Dense -> [BatchNormalization] -> activation -> [Dropout], then softmax."""
+    Dense -> [BatchNormalization] -> activation -> [Dropout], then softmax (one sigmoid per
+    label for multi_label)."""
     inputs = keras.Input(feature_shape, name="features")
     pool = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
             "flatten": keras.layers.Flatten}[pooling]
@@ -92,16 +145,17 @@ def build_head(feature_shape, class_count, pooling, dense, dropout, batchnorm=Fa
         x = keras.layers.Activation(activation, name=f"{activation}_{i}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(class_count, activation="softmax", dtype="float32",
+    outputs = keras.layers.Dense(class_count, activation="sigmoid" if multi_label else "softmax",
+                                 dtype="float32",
                                  name="predictions")(x)
     return keras.Model(inputs, outputs, name="head")
 
 
-def full_model(extractor, head, names, prepared_resolution=None):
+def full_model(extractor, head, names, prepared_resolution=None, multi_label=False):
     """The whole classifier: feature extractor, trained head, class names (and the
     resolution images were prepared at, for prediction to decode them the same way)."""
     probabilities = head(extractor.output)
-    outputs = ClassNames(names, prepared_resolution, name="class_names")(probabilities)
+    outputs = ClassNames(names, prepared_resolution, multi_label, name="class_names")(probabilities)
     return keras.Model(extractor.input, outputs, name="classifier")
 
 

@@ -1,4 +1,5 @@
-"""Top-k classes of new images with models/model.keras alone (its preprocessing is inside).
+"""Top-k classes of new images with models/model.keras alone (its preprocessing is inside);
+for a multi_label model, every label at or above its threshold (stored in the model).
 
     python -m imgclf.predict photo.jpg                     # one image, a table on stdout
     python -m imgclf.predict a.jpg b.png folder/ -k 3      # several, folders recursively
@@ -35,9 +36,10 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None, tta
     """One dict per file: file, and either predictions [(class, probability)] or error.
     Images are decoded at the resolution the model records its training images were
     prepared at (size overrides it), so a file gets the prediction evaluate gave it."""
-    from imgclf.model import class_names, prepared_resolution
+    from imgclf.model import class_names, is_multi_label, prepared_resolution, thresholds
 
     names = class_names(model)
+    cut = thresholds(model) if is_multi_label(model) else None
     size = size or prepared_resolution(model)
     paths = list(paths)
     rows = []
@@ -52,20 +54,21 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None, tta
             batch.append((path, pixels, len(rows)))
             rows.append(None)
             if len(batch) == batch_size:
-                _predict_batch(model, batch, names, top_k, rows, tta)
+                _predict_batch(model, batch, names, top_k, rows, tta, cut)
                 batch = []
         if batch:
-            _predict_batch(model, batch, names, top_k, rows, tta)
+            _predict_batch(model, batch, names, top_k, rows, tta, cut)
     return rows
 
 
-def _predict_batch(model, batch, names, top_k, rows, tta=False):
+def _predict_batch(model, batch, names, top_k, rows, tta=False, cut=None):
     images = np.stack([pixels for _, pixels, _ in batch]).astype("float32")
     probabilities = model.predict(images, verbose=0)
     if tta:  # averaged with the mirror images' (test-time augmentation), as evaluate.tta
         probabilities = (probabilities + model.predict(images[:, :, ::-1], verbose=0)) / 2
     for (path, _, row), probs in zip(batch, probabilities):
-        best = np.argsort(probs)[::-1][:top_k]
+        order = np.argsort(probs)[::-1]
+        best = order[:top_k] if cut is None else [i for i in order if probs[i] >= cut[i]]
         rows[row] = {"file": path, "predictions": [(names[i], float(probs[i])) for i in best]}
 
 
@@ -75,6 +78,7 @@ def write_rows(rows, output, top_k):
             json.dump([{**row, "predictions": [{"class": c, "probability": p} for c, p in
                                                row.get("predictions", [])]} for row in rows], f, indent=1)
         return
+    top_k = max([top_k, *(len(row.get("predictions", [])) for row in rows)])  # multi_label
     with open(output, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", *[f"{kind}_{i}" for i in range(1, top_k + 1)
@@ -107,7 +111,9 @@ def main(argv=None):
     else:
         for row in rows:
             result = "  ".join(f"{c} {p:.3f}" for c, p in row.get("predictions", []))
-            print(f"{row['file']}\t{result or 'error: ' + row['error']}")
+            if not result:
+                result = f"error: {row['error']}" if "error" in row else "(no label above its threshold)"
+            print(f"{row['file']}\t{result}")
     errors = sum(1 for row in rows if "error" in row)
     print(f"predict: {len(rows) - errors} image(s) classified, {errors} unreadable"
           + (f" -> {args.output}" if args.output else ""), file=sys.stderr)

@@ -27,28 +27,51 @@ def pooled_rows(features, pooling, rows_at_once=1024):
 
 
 def fit(train_x, train_y, val_x, val_y, seed=0):
-    """Standardised features -> logistic regression, one per C in C_GRID; the one with the
-    best validation accuracy (ties: lower validation log loss). Returns it and its figures."""
+    """Standardised features -> logistic regression (one per label, for multi_label's 0/1
+    rows), one per C in C_GRID; the one with the best validation accuracy (multi_label:
+    mean average precision), ties to the lower validation log loss. Returns it and its
+    figures."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
+    from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    multi_label = np.ndim(train_y) == 2
     best = None
     for strength in C_GRID:
+        classifier = LogisticRegression(C=strength, max_iter=2000, random_state=seed)
         probe = make_pipeline(StandardScaler(),
-                              LogisticRegression(C=strength, max_iter=2000, random_state=seed))
+                              OneVsRestClassifier(classifier) if multi_label else classifier)
         probe.fit(train_x, train_y)
-        accuracy = float(probe.score(val_x, val_y))
-        loss = float(log_loss(val_y, probe.predict_proba(val_x), labels=probe.classes_))
-        if best is None or (accuracy, -loss) > (best[1]["val_accuracy"], -best[1]["val_loss"]):
-            best = probe, {"C": strength, "val_accuracy": accuracy, "val_loss": loss}
+        figures = {"C": strength, **val_figures(probe, val_x, val_y)}
+        key = "val_map" if multi_label else "val_accuracy"
+        if best is None or (figures[key], -figures["val_loss"]) > (best[1][key], -best[1]["val_loss"]):
+            best = probe, figures
     return best
+
+
+def val_figures(probe, val_x, val_y):
+    """Accuracy and log loss on val; for multi_label, per-label accuracy at 0.5 (as Keras'
+    binary accuracy), binary log loss and mean average precision."""
+    from sklearn.metrics import average_precision_score, log_loss
+
+    if np.ndim(val_y) == 1:
+        return {"val_accuracy": float(probe.score(val_x, val_y)),
+                "val_loss": float(log_loss(val_y, probe.predict_proba(val_x), labels=probe.classes_))}
+    probs = np.clip(probe.predict_proba(val_x), 1e-7, 1 - 1e-7)
+    present = val_y.any(axis=0)
+    bce = -(val_y * np.log(probs) + (1 - val_y) * np.log(1 - probs)).mean()
+    return {"val_accuracy": float(((probs >= 0.5) == val_y).mean()), "val_loss": float(bce),
+            "val_map": float(average_precision_score(val_y[:, present], probs[:, present]))}
 
 
 def probabilities(probe, pooled_features, class_count):
     """The probe's class probabilities with a column for every class (the classes the train
-    split lacked get 0)."""
+    split lacked get 0); for multi_label each label's own probability."""
+    from sklearn.multiclass import OneVsRestClassifier
+
+    if isinstance(probe[-1], OneVsRestClassifier):
+        return probe.predict_proba(pooled_features).astype(np.float32)
     columns = np.zeros((len(pooled_features), class_count), np.float32)
     columns[:, probe.classes_] = probe.predict_proba(pooled_features)
     return columns

@@ -54,7 +54,8 @@ def optimizer(phase, steps_per_epoch):
     return keras.optimizers.Adam(**common)
 
 
-def compile_model(model, phase, steps_per_epoch, jit_compile=False):
+def compile_model(model, phase, steps_per_epoch, jit_compile=False, multi_label=False,
+                  positive_weights=None):
     # Called again after every change of `trainable`: Keras fixes the trainable set at
     # compile time, so unfreezing without recompiling would train nothing new. Under a
     # mixed_float16 policy Keras wraps the optimizer in loss scaling itself.
@@ -64,26 +65,63 @@ def compile_model(model, phase, steps_per_epoch, jit_compile=False):
         # (every variable of rank 0 or 1), which decay would only pull away from their role.
         chosen.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if len(v.shape) <= 1])
-    model.compile(optimizer=chosen,
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=phase["label_smoothing"]),
-                  metrics=["accuracy"], jit_compile=jit_compile)
+    model.compile(optimizer=chosen, loss=loss(phase, multi_label, positive_weights),
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if multi_label
+                           else "accuracy"], jit_compile=jit_compile)
+
+
+def loss(phase, multi_label, positive_weights=None):
+    """Categorical cross-entropy on softmax; binary cross-entropy per label for
+    multi_label, its positive terms weighted by positive_weights (class_weight) if given."""
+    from imgclf.model import WeightedBinaryCrossentropy
+
+    smoothing = phase["label_smoothing"]
+    if not multi_label:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)
+    if positive_weights is not None:
+        return WeightedBinaryCrossentropy(positive_weights, smoothing)
+    return keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
 
 
 def one_hot(dataset, class_count):
-    """Integer labels -> one-hot, which label smoothing needs."""
+    """Integer labels -> one-hot, which label smoothing needs; rows of 0/1 per label
+    (multi_label) -> float."""
     import tensorflow as tf
 
+    if len(dataset.element_spec[1].shape) == 2:
+        return dataset.map(lambda x, y: (x, tf.cast(y, tf.float32)))
     return dataset.map(lambda x, y: (x, tf.one_hot(y, class_count)))
 
 
+def positive_weights(setting, class_names, train_labels):
+    """class_weight param for multi_label -> a weight per label on its positive term, or
+    None. 'balanced' gives each label negatives / positives in train (1 without either)."""
+    if setting == "none":
+        return None
+    if setting == "balanced":
+        positives = np.asarray(train_labels).sum(axis=0)
+        negatives = len(train_labels) - positives
+        return [float(n / p) if p and n else 1.0 for p, n in zip(positives, negatives)]
+    _check_named(setting, class_names)
+    return [float(setting.get(name, 1.0)) for name in class_names]
+
+
+def _check_named(setting, class_names):
+    from imgclf.errors import UserError
+
+    unknown = sorted(set(setting) - set(class_names))
+    if unknown:
+        raise UserError(f"params.yaml: class_weight names {', '.join(map(str, unknown))}, which "
+                        f"are not classes; the classes are: {', '.join(class_names)}")
+
+
 def class_weights(setting, class_names, train_labels):
-    """class_weight param -> {class index: weight}, or None. 'balanced' weighs each class by
+    """class_weight param -> {class index: weight} for fit, or None (always for multi_label:
+    its weights go into the loss, positive_weights). 'balanced' weighs each class by
     n_samples / (n_classes * its count), as scikit-learn does; a mapping names classes."""
     from sklearn.utils.class_weight import compute_class_weight
 
-    from imgclf.errors import UserError
-
-    if setting == "none":
+    if setting == "none" or np.ndim(train_labels) == 2:
         return None
     if setting == "balanced":
         indices = np.arange(len(class_names))
@@ -91,10 +129,7 @@ def class_weights(setting, class_names, train_labels):
         weights = compute_class_weight("balanced", classes=present, y=train_labels)
         by_class = dict(zip(present.tolist(), weights.tolist()))
         return {int(i): float(by_class.get(i, 1.0)) for i in indices}
-    unknown = sorted(set(setting) - set(class_names))
-    if unknown:
-        raise UserError(f"params.yaml: class_weight names {', '.join(map(str, unknown))}, which "
-                        f"are not classes; the classes are: {', '.join(class_names)}")
+    _check_named(setting, class_names)
     return {i: float(setting.get(name, 1.0)) for i, name in enumerate(class_names)}
 
 
@@ -176,6 +211,17 @@ def _callbacks(model, phase, live):
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.2, patience=phase["reduce_on_plateau"], verbose=1))
     return callbacks
+
+
+def set_val_thresholds(model, images, labels, batch_size):
+    """multi_label: choose each label's threshold on the validation images (the F1-best,
+    imgclf.multilabel) and store it in the model."""
+    from imgclf.dataset import batches
+    from imgclf.model import set_thresholds
+    from imgclf.multilabel import choose_thresholds
+
+    probabilities = model.predict(batches(images, labels, batch_size), verbose=0)
+    set_thresholds(model, choose_thresholds(probabilities, np.asarray(labels)))
 
 
 def steps_per_epoch(example_count, batch_size):

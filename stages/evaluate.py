@@ -1,6 +1,7 @@
 """evaluate: the saved model on the test split, the only place the test split is used.
 
-Writes metrics/metrics.json (accuracy, macro precision/recall/F1, loss, n_test, and the
+For task: multi_label the metrics are imgclf.multilabel's, at the thresholds stored in the
+model. Writes metrics/metrics.json (accuracy, macro precision/recall/F1, loss, n_test, and the
 same for the model before fine-tuning, prefixed transfer_, and for the linear probe on the
 frozen backbone's features, prefixed probe_), metrics/per_class.json (and the classes absent
 from the split), and plots/confusion.csv (one row per test image, class names) for DVC's
@@ -14,6 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, log_loss, precision_recall_fscore_support
 
 from imgclf import model as model_lib  # registers the model's own layers for loading
+from imgclf import multilabel
 from imgclf import params as params_lib
 from imgclf import probe as probe_lib
 from imgclf.dataset import batches, evaluation_split, read_split
@@ -65,13 +67,26 @@ def score(probabilities, labels, class_names):
     return metrics, report
 
 
-def write_predictions(path, files, labels, probabilities, class_names):
+def score_with(thresholds, probabilities, labels, class_names):
+    """score, or for multi_label (thresholds not None) imgclf.multilabel's score."""
+    if thresholds is None:
+        return score(probabilities, labels, class_names)
+    return multilabel.score(probabilities, labels, thresholds, class_names)
+
+
+def model_thresholds(model):
+    return model_lib.thresholds(model) if model_lib.is_multi_label(model) else None
+
+
+def write_predictions(path, files, labels, probabilities, class_names, thresholds=None):
+    """One row per test image (for multi_label, per label it has or is given)."""
+    if thresholds is not None:
+        rows = multilabel.decision_rows(files, labels, probabilities, thresholds, class_names)
+    else:
+        rows = [[file, class_names[label], class_names[row.argmax()], f"{row.max():.4f}"]
+                for file, label, row in zip(files, labels, probabilities)]
     with replaced_when_done(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "actual", "predicted", "confidence"])
-        for file, label, row in zip(files, labels, probabilities):
-            writer.writerow([file, class_names[label], class_names[row.argmax()],
-                             f"{row.max():.4f}"])
+        csv.writer(f).writerows([["file", "actual", "predicted", "confidence"], *rows])
 
 
 def probe_scores(transfer_model, images, labels, class_names, batch_size):
@@ -84,7 +99,7 @@ def probe_scores(transfer_model, images, labels, class_names, batch_size):
     features = probe_lib.backbone_features(transfer_model, batches(images, labels, batch_size),
                                            saved["pooling"])
     probabilities = probe_lib.probabilities(saved["probe"], features, len(class_names))
-    metrics, _ = score(probabilities, labels, class_names)
+    metrics, _ = score_with(saved.get("thresholds"), probabilities, labels, class_names)
     return {f"probe_{key}": value for key, value in metrics.items() if key != "n_test"}
 
 
@@ -109,21 +124,25 @@ def main():
     images, labels, files = read_split(PREPARED, split)
     batch_size, tta = params["evaluate"]["batch_size"], params["evaluate"]["tta"]
     probabilities = predict(model, images, labels, batch_size, tta)
-    metrics, report = score(probabilities, labels, class_names)
+    metrics, report = score_with(model_thresholds(model), probabilities, labels, class_names)
     transfer_model = keras.models.load_model(TRANSFER_MODEL)
-    transfer_metrics, _ = score(predict(transfer_model, images, labels, batch_size, tta), labels,
-                                class_names)
+    transfer_metrics, _ = score_with(model_thresholds(transfer_model),
+                                     predict(transfer_model, images, labels, batch_size, tta),
+                                     labels, class_names)
     probe_metrics = probe_scores(transfer_model, images, labels, class_names, batch_size)
     write_json(METRICS, {**metrics, **{f"transfer_{key}": value for key, value in
                                        transfer_metrics.items() if key != "n_test"},
                          **probe_metrics, "evaluated_on_val": int(split == "val")})
     write_json(PER_CLASS, report)
-    write_predictions(PREDICTIONS, files, labels, probabilities, class_names)
-    return (f"evaluate: {split} accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1']:.4f} "
-            f"over {metrics['n_test']} images (before fine-tuning: "
-            f"{transfer_metrics['accuracy']:.4f}, {transfer_metrics['f1']:.4f}"
-            + (f"; linear probe: {probe_metrics['probe_accuracy']:.4f}, "
-               f"{probe_metrics['probe_f1']:.4f}" if probe_metrics else "")
+    write_predictions(PREDICTIONS, files, labels, probabilities, class_names,
+                      model_thresholds(model))
+    first, second = ("f1_macro", "map") if model_lib.is_multi_label(model) else ("accuracy", "f1")
+    names = {"f1_macro": "macro F1", "map": "mAP", "accuracy": "accuracy", "f1": "macro F1"}
+    return (f"evaluate: {split} {names[first]} {metrics[first]:.4f}, {names[second]} "
+            f"{metrics[second]:.4f} over {metrics['n_test']} images (before fine-tuning: "
+            f"{transfer_metrics[first]:.4f}, {transfer_metrics[second]:.4f}"
+            + (f"; linear probe: {probe_metrics['probe_' + first]:.4f}, "
+               f"{probe_metrics['probe_' + second]:.4f}" if probe_metrics else "")
             + ")" + (below_probe_note() if probe_metrics else ""))
 
 

@@ -28,6 +28,7 @@ from imgclf import params as params_lib
 from imgclf.dataset import batches, evaluation_split, load_image, read_split
 from imgclf.errors import UserError, run_stage
 from imgclf.files import replaced_when_done, write_json
+from imgclf.model import decisions
 
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
@@ -121,20 +122,25 @@ def predictor(name, path, size):
 
 
 def check(model, predictors, dataset):
-    """Per format, how many images it classifies otherwise than the Keras model (flipped)
-    and how many right; the Keras model's accuracy and the image count. dataset yields
-    (images, labels) batches; images of one batch share a size."""
+    """Per format, how many images it classifies otherwise than the Keras model (flipped;
+    multi_label: any label decided otherwise, at the model's thresholds) and how many right
+    (multi_label: every label); the Keras model's accuracy and the image count. dataset
+    yields (images, labels) batches; images of one batch share a size."""
     flipped, correct = {n: 0 for n in predictors}, {n: 0 for n in predictors}
     keras_correct, count = 0, 0
+
+    def differs(a, b):  # per image
+        return (a != b).reshape(len(a), -1).any(axis=1)
+
     for images, labels in dataset:
         labels = np.asarray(labels)
-        reference = np.asarray(model(images, training=False)).argmax(axis=1)
-        keras_correct += int(np.sum(reference == labels))
+        reference = decisions(model, model(images, training=False))
+        keras_correct += int(np.sum(~differs(reference, labels)))
         count += len(labels)
         for name, predict in predictors.items():
-            predicted = predict(images).argmax(axis=1)
-            flipped[name] += int(np.sum(predicted != reference))
-            correct[name] += int(np.sum(predicted == labels))
+            predicted = decisions(model, predict(images))
+            flipped[name] += int(np.sum(differs(predicted, reference)))
+            correct[name] += int(np.sum(~differs(predicted, labels)))
     return keras_correct / count, count, {
         name: {"flipped": flipped[name], "agreement": 1 - flipped[name] / count,
                "accuracy": correct[name] / count} for name in predictors}
@@ -212,7 +218,7 @@ def check_all(model, written, split, size):
 def main():
     import keras
 
-    from imgclf.model import class_names, input_resolution
+    from imgclf.model import class_names, input_resolution, is_multi_label, thresholds
 
     settings = params_lib.load()["export"]
     model = keras.models.load_model(MODEL)
@@ -223,6 +229,9 @@ def main():
         os.makedirs(tmp)
         with open(os.path.join(tmp, "labels.txt"), "w") as f:
             f.write("".join(f"{name}\n" for name in class_names(model)))
+        if is_multi_label(model):  # one sigmoid per label: apps need where each one says yes
+            with open(os.path.join(tmp, "thresholds.txt"), "w") as f:
+                f.write("".join(f"{value:.6f}\n" for value in thresholds(model)))
         written = export(model, tmp, settings["formats"],
                          representative_images(train, settings["representative_images"], size))
         figures, failures = check_all(model, written, split, size)

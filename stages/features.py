@@ -72,7 +72,8 @@ def extract(forward, images, labels, batch_size, views, path, augment=None, seed
                 progress.update(len(x))
                 write(float16_rows(forward(x).numpy(), path))
     progress.close()
-    return np.tile(np.asarray(labels), views)
+    labels = np.asarray(labels)  # class indices, or 0/1 rows (multi_label)
+    return np.tile(labels, (views, *[1] * (labels.ndim - 1)))
 
 
 def main():

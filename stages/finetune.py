@@ -21,8 +21,8 @@ from imgclf.augment import augmentation
 from imgclf.dataset import batches, read_classes, read_split, training_batches
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
-from imgclf.training import (class_weights, compile_model, fit, one_hot, open_live, set_seed,
-                             steps_per_epoch)
+from imgclf.training import (class_weights, compile_model, fit, one_hot, open_live,
+                             positive_weights, set_seed, set_val_thresholds, steps_per_epoch)
 from imgclf.unfreeze import top_layer_count, unfreeze_top
 
 PREPARED = "data/prepared"
@@ -37,7 +37,7 @@ BACKUP = "backups/finetune"
 
 
 def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=None,
-             jit_compile=False, backup=None):
+             jit_compile=False, backup=None, positive_weights=None):
     """Unfreeze the top `unfrozen` backbone layers, recompile, train; returns the phase
     metrics. train is (batches, steps) as imgclf.training.fit takes it. The model ends with
     the weights that scored the lowest validation loss, the transfer model's included:
@@ -47,7 +47,8 @@ def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=No
     the model was built in."""
     initial_epoch = transfer["epochs_run"]
     unfreeze_top(model_lib.backbone_of(model), unfrozen, phase["train_batchnorm"])
-    compile_model(model, phase, train[1], jit_compile)
+    compile_model(model, phase, train[1], jit_compile, model_lib.is_multi_label(model),
+                  positive_weights)
     compute.ready_to_fit(model, val)
     val_loss, val_accuracy = model.evaluate(val, verbose=0)
     kept = {"best_val_accuracy": float(val_accuracy), "best_val_loss": float(val_loss),
@@ -70,12 +71,16 @@ def main():
     set_seed(params["seed"], compute.deterministic_ops(params["compute"]["deterministic"]))
     class_names = read_classes(PREPARED)
     train_images, train_labels, _ = read_split(PREPARED, "train")
+    val_images, val_labels, _ = read_split(PREPARED, "val")
+    multi_label = train_labels.ndim == 2  # task: multi_label gives 0/1 rows (imgclf.prepare)
     with strategy.scope():
         model = assemble(params, keras.models.load_model(HEAD), class_names,
-                         prepared_resolution=train_images.shape[1])
+                         prepared_resolution=train_images.shape[1], multi_label=multi_label)
     if from_scratch(params):
         phase = scratch_phase(params, model_lib.backbone_of(model))
     unfrozen = top_layer_count(params["model"], model_lib.backbone_of(model), phase["unfreeze"])
+    if multi_label:
+        set_val_thresholds(model, val_images, val_labels, phase["batch_size"])
     with replaced_when_done(TRANSFER_MODEL) as tmp:
         compute.float32_copy(model).save(tmp)  # before fine-tuning: evaluate reports both
 
@@ -86,7 +91,6 @@ def main():
         return one_hot(training_batches(train_images, train_labels, phase["batch_size"],
                                         params["seed"], epochs, augment), count)
     train = (train_batches, steps_per_epoch(len(train_labels), phase["batch_size"]))
-    val_images, val_labels, _ = read_split(PREPARED, "val")
     val = one_hot(batches(val_images, val_labels, phase["batch_size"]), count)
 
     made_from = backup_lib.fingerprint(params, [PREPARED, HEAD, TRANSFER_METRICS])
@@ -96,7 +100,11 @@ def main():
     with strategy.scope(), open_live(LIVE, resume=True) as live:
         metrics = finetune(model, train, val, phase, unfrozen, live, read_json(TRANSFER_METRICS),
                            class_weights(params["class_weight"], class_names, train_labels),
-                           jit_compile, (BACKUP, made_from))
+                           jit_compile, (BACKUP, made_from),
+                           positive_weights(params["class_weight"], class_names, train_labels)
+                           if multi_label else None)
+    if multi_label:  # the fine-tuned model's own thresholds, on val again
+        set_val_thresholds(model, val_images, val_labels, phase["batch_size"])
     with replaced_when_done(MODEL) as tmp:
         compute.float32_copy(model).save(tmp)
     write_json(METRICS, metrics)

@@ -1,13 +1,18 @@
 """plot: PNG plots and one HTML report, all readable offline: training curves of both
 phases on one epoch axis, confusion matrices (counts and row-normalised), per-class scores,
-the most confident mistakes, and Grad-CAM heat maps over a few test images per class."""
+the most confident mistakes, Grad-CAM heat maps over a few test images per class, and a
+precision-recall curve per class (per label for task: multi_label; probabilities without
+evaluate.tta's mirror images)."""
 import csv
+
+import numpy as np
 
 from imgclf import charts
 from imgclf import params as params_lib
-from imgclf.dataset import evaluation_split, read_classes, read_split
+from imgclf.dataset import batches, evaluation_split, read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done
+from imgclf.multilabel import NONE
 from imgclf.report import html_report
 
 PREPARED = "data/prepared"
@@ -19,7 +24,7 @@ PER_CLASS = "metrics/per_class.json"
 PREDICTIONS = "plots/confusion.csv"
 PNGS = {"training curves": "plots/training.png", "confusion matrix": "plots/confusion.png",
         "per-class scores": "plots/per_class.png", "most confident mistakes": "plots/mistakes.png",
-        "Grad-CAM": "plots/gradcam.png"}
+        "Grad-CAM": "plots/gradcam.png", "precision-recall curves": "plots/precision_recall.png"}
 REPORT = "plots/report.html"
 
 
@@ -53,7 +58,8 @@ def plot_examples(rows, images_by_file, class_names, model):
                       [f"true {r['actual']}\npredicted {r['predicted']} ({float(r['confidence']):.2f})"
                        for r in mistakes], PNGS["most confident mistakes"],
                       f"most confident mistakes ({len(mistakes)} shown)")
-    chosen = examples_per_class(rows, 2, 24)
+    given = [r for r in rows if r["predicted"] in class_names]  # multi_label: not NONE
+    chosen = examples_per_class(given, 2, 24)
     images = [images_by_file(r["file"]) for r in chosen]
     maps = heat_maps(model, images, [class_names.index(r["predicted"]) for r in chosen])
     charts.image_grid(images, [f"{r['actual']} -> {r['predicted']}" for r in chosen],
@@ -64,7 +70,7 @@ def plot_examples(rows, images_by_file, class_names, model):
 def main():
     import keras
 
-    import imgclf.model  # noqa: F401  (registers the model's own layers)
+    from imgclf.model import is_multi_label  # also registers the model's own layers
 
     params = params_lib.load()
     class_names = read_classes(PREPARED)
@@ -74,12 +80,18 @@ def main():
     charts.training({"transfer": history[:transfer_epochs], "finetune": history[transfer_epochs:]},
                     phases, PNGS["training curves"])
     rows = read_rows(PREDICTIONS)
-    charts.confusion_matrices(class_names, charts.confusion(rows, class_names),
-                              PNGS["confusion matrix"])
+    model = keras.models.load_model(MODEL)
+    # multi_label: each label against NONE (missed, or given wrongly; imgclf.multilabel)
+    names = class_names + [NONE] if is_multi_label(model) else class_names
+    counted = "label decisions" if is_multi_label(model) else "images"
+    charts.confusion_matrices(names, charts.confusion(rows, names), PNGS["confusion matrix"], counted)
     charts.per_class(read_json(PER_CLASS), class_names, PNGS["per-class scores"])
-    images, _, files = read_split(PREPARED, evaluation_split(PREPARED))
+    images, labels, files = read_split(PREPARED, evaluation_split(PREPARED))
+    probabilities = model.predict(batches(images, labels, 64), verbose=0)
+    columns = labels if labels.ndim == 2 else np.eye(len(class_names), dtype=np.int32)[labels]
+    charts.precision_recall(columns, probabilities, class_names, PNGS["precision-recall curves"])
     index = {file: i for i, file in enumerate(files)}
-    plot_examples(rows, lambda file: images[index[file]], class_names, keras.models.load_model(MODEL))
+    plot_examples(rows, lambda file: images[index[file]], class_names, model)
     with replaced_when_done(REPORT) as tmp, open(tmp, "w") as f:
         f.write(html_report({name: read_json(path) for name, path in METRICS.items()}, params, PNGS))
     return f"plot: {len(PNGS)} plots in plots/ and {REPORT}"

@@ -15,6 +15,7 @@ from imgclf import params as params_lib
 from imgclf import probe as probe_lib
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
+from imgclf.multilabel import choose_thresholds
 
 FEATURES = "data/features"
 PROBE = "models/probe.pkl"
@@ -37,8 +38,13 @@ def main():
     else:
         (train_x, train_y), (val_x, val_y) = load_pooled("train", pooling), load_pooled("val", pooling)
         probe, metrics = probe_lib.fit(train_x, train_y, val_x, val_y, params["seed"])
+        thresholds = None
+        if train_y.ndim == 2:  # task: multi_label: the probe's own thresholds, on val
+            val_probabilities = probe_lib.probabilities(probe, val_x, train_y.shape[1])
+            thresholds = choose_thresholds(val_probabilities, val_y)
     with replaced_when_done(PROBE) as tmp, open(tmp, "wb") as f:
-        pickle.dump(None if probe is None else {"pooling": pooling, "probe": probe}, f)
+        pickle.dump(None if probe is None else {"pooling": pooling, "probe": probe,
+                                                "thresholds": thresholds}, f)
     write_json(METRICS, {**metrics, "seconds": round(time.perf_counter() - start, 1)})
     if probe is None:
         return "probe: no cached features (weights: none), no probe"

@@ -15,8 +15,8 @@ from imgclf import params as params_lib
 from imgclf.dataset import batches, read_classes, training_batches
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
-from imgclf.training import (class_weights, compile_model, fit, one_hot, open_live, set_seed,
-                             steps_per_epoch)
+from imgclf.training import (class_weights, compile_model, fit, one_hot, open_live,
+                             positive_weights, set_seed, steps_per_epoch)
 
 FEATURES = "data/features"
 HEAD = "models/head.keras"
@@ -37,9 +37,12 @@ def train_head(train, val, class_names, params, live, strategy, jit_compile=Fals
     phase, count = params["transfer"], len(class_names)
     size = phase["batch_size"]
     steps = steps_per_epoch(len(train_y), size)
+    multi_label = train_y.ndim == 2  # task: multi_label gives 0/1 rows (imgclf.prepare)
+    weights = positive_weights(params["class_weight"], class_names, train_y) if multi_label else None
     with strategy.scope():
-        head = model_lib.build_head(train_x.shape[1:], count, **params["head"])
-        compile_model(head, phase, steps, jit_compile)
+        head = model_lib.build_head(train_x.shape[1:], count, **params["head"],
+                                    multi_label=multi_label)
+        compile_model(head, phase, steps, jit_compile, multi_label, weights)
 
     def train_batches(epochs):
         return one_hot(training_batches(train_x, train_y, size, params["seed"], epochs), count)
@@ -56,7 +59,8 @@ def main():
     classes = read_classes(FEATURES)
     train, val = load_features("train"), load_features("val")
     if len(train[1]) == 0:  # weights: none (features stage): nothing cached to train on
-        head = model_lib.build_head(train[0].shape[1:], len(classes), **params["head"])
+        head = model_lib.build_head(train[0].shape[1:], len(classes), **params["head"],
+                                    multi_label=train[1].ndim == 2)
         with replaced_when_done(HEAD) as tmp:
             head.save(tmp)
         open_live(LIVE).end()  # an empty history

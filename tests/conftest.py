@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -27,6 +28,33 @@ def write_images(folder, classes, per_class, size=40, seed=0):
         os.makedirs(os.path.join(folder, classes[label]), exist_ok=True)
         Image.fromarray(pixels).save(
             os.path.join(folder, classes[label], f"img_{index % per_class:03d}.png"))
+    return folder
+
+
+MULTI_LABELS = ["red", "green", "blue"]
+
+
+def write_multi_label_images(folder, count, size=64, seed=0):
+    """Real PNG files in folder/photos/ and folder/labels.csv (file, label with labels
+    joined by commas): each label is a bright square of its colour at its own place, on grey
+    noise; an image has each label with probability 0.45, so some have none, some all three."""
+    rng = np.random.default_rng(seed)
+    corners = [(size // 16, size // 16), (size // 16, size // 2 + size // 16), (size // 2 + size // 16, size // 4)]
+    side = size * 3 // 8
+    os.makedirs(os.path.join(folder, "photos"), exist_ok=True)
+    lines = ["file,label"]
+    for index in range(count):
+        has = rng.random(len(MULTI_LABELS)) < 0.45
+        pixels = rng.integers(60, 120, (size, size, 3)).astype(np.uint8)
+        for channel, ((top, left), on) in enumerate(zip(corners, has)):
+            if on:
+                pixels[top:top + side, left:left + side] = 0
+                pixels[top:top + side, left:left + side, channel] = 255
+        name = f"photos/{index:04d}.png"
+        Image.fromarray(pixels).save(os.path.join(folder, name))
+        lines.append(f'{name},"{",".join(n for n, on in zip(MULTI_LABELS, has) if on)}"')
+    with open(os.path.join(folder, "labels.csv"), "w") as f:
+        f.write("\n".join(lines) + "\n")
     return folder
 
 

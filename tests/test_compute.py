@@ -31,7 +31,7 @@ from imgclf import compute, params as params_lib
 from imgclf.training import open_live, set_seed
 from stages.transfer import train_head
 
-params = params_lib.validate(yaml.safe_load(open("params.yaml")))
+params = params_lib.validate(yaml.safe_load(open(sys.argv[3])))
 params["head"].update(dense=[16], dropout=0.0)
 params["transfer"].update(epochs=2, batch_size=16, patience=0)
 params["compute"]["distribute"] = sys.argv[1]
@@ -48,9 +48,12 @@ np.savez(sys.argv[2], *head.get_weights(), replicas=strategy.num_replicas_in_syn
 
 
 def train_head_under(strategy, out, env=None):
-    return subprocess.Popen([sys.executable, "-c", TRAIN_HEAD, strategy, str(out)], cwd=ROOT,
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # Run outside the project's DVC repo: two workers' dvclive loggers would race to
+    # remove its .dvc/tmp signal file (a FileNotFoundError seen once in the default suite).
+    return subprocess.Popen([sys.executable, "-c", TRAIN_HEAD, strategy, str(out),
+                             os.path.join(ROOT, "params.yaml")], cwd=os.path.dirname(out),
+                            env={**os.environ, "PYTHONPATH": ROOT, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finished(process, timeout=240):

@@ -105,7 +105,7 @@ def test_exported_models_and_labels_name_each_test_image_right(tiny_run):
 
 
 def test_plots_and_report_are_written(tiny_run):
-    for name in ("training", "confusion", "per_class", "mistakes", "gradcam"):
+    for name in ("training", "confusion", "per_class", "mistakes", "gradcam", "precision_recall"):
         assert (tiny_run / "plots" / f"{name}.png").stat().st_size > 5_000, name
     page = (tiny_run / "plots" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5
+    assert page.count("data:image/png;base64,") == 6
