@@ -1,6 +1,6 @@
-"""task: multi_label on real photos: pairs of the shared flower photos side by side, labelled
-with both flowers (one label when both are of one kind), and single photos beside a plain
-grey half (one label). No photo is used twice, so no photo is in two splits. Every stage in
+"""task: multi_label on real photos: pairs of the shared flower photos, each in one of the four
+quarters of a grey square (two random quarters), labelled with both flowers (one label when
+both are of one kind), and single photos in one quarter (one label). No photo is used twice, so no photo is in two splits. Every stage in
 its own process, as DVC runs them, with the README's own-data recipe plus
 `task: multi_label` and `data.labels`; prints the test figures and writes
 benchmarks/multilabel.json.
@@ -20,8 +20,8 @@ from PIL import Image
 from benchmarks.recipe import FLOWERS, SHARED, flowers_params
 from benchmarks.scale import ROOT, project_copy, run
 
-PAIRS = 700
-SINGLES = 200
+PAIRS = 1600
+SINGLES = 500
 STAGES = ["split", "preprocess", "features", "probe", "transfer", "finetune", "evaluate"]
 
 
@@ -34,19 +34,20 @@ def flower_photos():
 
 
 def write_dataset(folder):
-    """folder/images/*.jpg (256 x 128) and folder/labels.csv (labels joined by spaces)."""
+    """folder/images/*.jpg (256 x 256) and folder/labels.csv (labels joined by spaces)."""
     photos = iter(flower_photos())
     os.makedirs(os.path.join(folder, "images"))
     lines = ["file,label"]
     for index in range(PAIRS + SINGLES):
-        halves = [next(photos)] if index >= PAIRS else [next(photos), next(photos)]
-        canvas = Image.new("RGB", (256, 128), (128, 128, 128))
-        for slot, (path, _) in zip(np.random.default_rng(index).permutation(2), halves):
+        photos_here = [next(photos)] if index >= PAIRS else [next(photos), next(photos)]
+        canvas = Image.new("RGB", (256, 256), (128, 128, 128))
+        for quarter, (path, _) in zip(np.random.default_rng(index).permutation(4), photos_here):
             with Image.open(path) as photo:
-                canvas.paste(photo.convert("RGB").resize((128, 128)), (128 * int(slot), 0))
+                corner = (128 * int(quarter % 2), 128 * int(quarter // 2))
+                canvas.paste(photo.convert("RGB").resize((128, 128)), corner)
         name = f"images/{index:04d}.jpg"
         canvas.save(os.path.join(folder, name), quality=92)
-        lines.append(f"{name},{' '.join(sorted({flower for _, flower in halves}))}")
+        lines.append(f"{name},{' '.join(sorted({flower for _, flower in photos_here}))}")
     with open(os.path.join(folder, "labels.csv"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
