@@ -10,6 +10,7 @@ import sys
 import yaml
 
 SCORES = ["accuracy", "precision", "recall", "f1"]
+MULTI_LABEL_SCORES = ["f1_macro", "map", "subset_accuracy", "hamming_loss"]  # imgclf.multilabel
 TIMED_STAGES = ["features", "transfer", "finetune"]
 
 
@@ -44,17 +45,20 @@ def comparison_table(rows, param_keys):
     rows = [row for row in rows if row.get("rev") != "workspace"]
     differing = [key for key in param_keys if key != "model" and
                  len({repr(lookup(row, key)) for row in rows}) > 1]
-    header = (["experiment", "model", *differing, "probe accuracy", "probe f1"]
-              + [f"transfer {s}" for s in SCORES] + [f"fine-tuned {s}" for s in SCORES]
+    multi_label = any(lookup(row, "f1_macro", "metrics/metrics.json") is not None for row in rows)
+    scores = MULTI_LABEL_SCORES if multi_label else SCORES
+    probe = scores[:2] if multi_label else ["accuracy", "f1"]
+    header = (["experiment", "model", *differing, *(f"probe {s}" for s in probe)]
+              + [f"transfer {s}" for s in scores] + [f"fine-tuned {s}" for s in scores]
               + ["time (s)"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         name = row.get("Experiment") or row.get("rev")
         times = [lookup(row, "seconds", f"metrics/{stage}.json") for stage in TIMED_STAGES]
         cells = ([name, lookup(row, "model")] + [lookup(row, key) for key in differing]
-                 + [lookup(row, "probe_accuracy"), lookup(row, "probe_f1")]
-                 + [lookup(row, f"transfer_{s}") for s in SCORES]
-                 + [lookup(row, s, "metrics/metrics.json") for s in SCORES])
+                 + [lookup(row, f"probe_{s}") for s in probe]
+                 + [lookup(row, f"transfer_{s}") for s in scores]
+                 + [lookup(row, s, "metrics/metrics.json") for s in scores])
         # A queued, running or failed experiment has no numbers (DVC shows "-" or None).
         timed = all(isinstance(t, (int, float)) for t in times)
         cells = [_cell(cell) for cell in cells] + [f"{sum(times):.1f}" if timed else "—"]

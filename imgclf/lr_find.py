@@ -96,10 +96,11 @@ def transfer_setup(params):
         raise UserError("lr_find: no cached features (weights: none trains from scratch in "
                         "finetune, with transfer.*'s settings): use --phase finetune")
     count = len(read_classes(FEATURES))
-    head = build_head(features.shape[1:], count, **params["head"])
+    multi_label = labels.ndim == 2  # task: multi_label gives 0/1 rows (imgclf.prepare)
+    head = build_head(features.shape[1:], count, **params["head"], multi_label=multi_label)
     phase = params["transfer"]
     dataset = training_batches(features, labels, phase["batch_size"], params["seed"], SWEEP_EPOCHS)
-    return head, one_hot(dataset, count), phase
+    return head, one_hot(dataset, count), phase, multi_label
 
 
 def finetune_setup(params):
@@ -116,14 +117,15 @@ def finetune_setup(params):
 
     classes = read_classes(PREPARED)
     images, labels, _ = read_split(PREPARED, "train")
-    model = assemble(params, keras.models.load_model(HEAD), classes, images.shape[1])
+    multi_label = labels.ndim == 2
+    model = assemble(params, keras.models.load_model(HEAD), classes, images.shape[1], multi_label)
     backbone = backbone_of(model)
     phase = scratch_phase(params, backbone) if from_scratch(params) else params["finetune"]
     unfrozen = top_layer_count(params["model"], backbone, phase["unfreeze"])
     unfreeze_top(backbone, unfrozen, phase["train_batchnorm"])
     dataset = training_batches(images, labels, phase["batch_size"], params["seed"], SWEEP_EPOCHS,
                                augmentation(params["augment"]))
-    return model, one_hot(dataset, len(classes)), phase
+    return model, one_hot(dataset, len(classes)), phase, multi_label
 
 
 def find(phase_name, steps, low, high, output=None):
@@ -135,10 +137,10 @@ def find(phase_name, steps, low, high, output=None):
     params = params_lib.load()
     set_seed(params["seed"])
     setup = transfer_setup if phase_name == "transfer" else finetune_setup
-    model, dataset, phase = setup(params)
+    model, dataset, phase, multi_label = setup(params)
     # A constant rate that the sweep sets step by step (no schedule, no warm-up).
     compile_model(model, {**phase, "schedule": "constant", "warmup_epochs": 0,
-                          "learning_rate": low}, steps_per_epoch=1)
+                          "learning_rate": low}, steps_per_epoch=1, multi_label=multi_label)
     used, losses = sweep(model, dataset, rates(low, high, steps))
     suggested = suggestion(used, losses)
     # From scratch (weights: none), finetune trains with transfer.*'s settings.

@@ -35,6 +35,21 @@ def test_table_has_a_row_per_experiment_and_only_the_params_that_differ():
     assert lines[-1].endswith("| — |")
 
 
+def test_multi_label_runs_are_compared_on_their_own_scores():
+    scores = {"f1_macro": 0.7, "map": 0.8, "subset_accuracy": 0.4, "hamming_loss": 0.19}
+    row = {"Experiment": "exp-1", "rev": "exp-1", "model": "mobilenet",
+           **{f"{prefix}{key}": value for prefix in ("", "transfer_", "probe_")
+              for key, value in scores.items()},
+           "metrics/features.json:seconds": 1.0, "metrics/transfer.json:seconds": 2.0,
+           "metrics/finetune.json:seconds": 3.0}
+    lines = comparison_table([row], ["model"]).splitlines()
+    assert lines[0] == ("| experiment | model | probe f1_macro | probe map | transfer f1_macro | "
+                        "transfer map | transfer subset_accuracy | transfer hamming_loss | "
+                        "fine-tuned f1_macro | fine-tuned map | fine-tuned subset_accuracy | "
+                        "fine-tuned hamming_loss | time (s) |")
+    assert lines[2] == "| exp-1 | mobilenet | 0.7 | 0.8 | 0.7 | 0.8 | 0.4 | 0.19 | 0.7 | 0.8 | 0.4 | 0.19 | 6.0 |"
+
+
 def test_flat_keys_match_dvc_param_names():
     assert flat_keys({"model": "x", "head": {"dense": [1], "dropout": 0.5},
                       "backbones": {"vgg16": {}}}) == [

@@ -63,6 +63,10 @@ def test_unknown_model_lists_the_valid_names(values):
     ("class_weight", "auto", r"class_weight is 'auto'; expected none, balanced, or a mapping"),
     ("class_weight", {"cat": -1}, r"class_weight is \{'cat': -1\}"),
     ("head.activation", "sigmoidal", r"head\.activation is 'sigmoidal'; expected one of: relu"),
+    ("task", "multilabel", r"task is 'multilabel'; expected one of: single_label, multi_label"),
+    ("data.max_bad_rows", 2, r"data\.max_bad_rows is 2; expected a number from 0.0 up to 1.0"),
+    ("data.labels", "labels.csv", r"data\.labels is 'labels.csv', outside data\.dir 'data/sample'; "
+                                  r"put the CSV inside data\.dir"),
 ])
 def test_bad_values_name_key_and_what_is_allowed(values, key, value, pattern):
     section, _, name = key.rpartition(".")

@@ -152,3 +152,15 @@ def test_preprocess_reads_the_originals_and_stops_at_a_changed_file(photos, tmp_
     with pytest.raises(UserError, match=r"img/07.png changed since the split"):
         prepare(str(tmp_path / "split"), str(photos), str(tmp_path / "again"), 8, separator=" ",
                 processes=1)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"data.labels '.*labels.csv' is not a file"),
+    ("file,labels\nimg/00.png,cat\n", r"labels.csv has no column 'label'; its columns are file, labels"),
+])
+def test_an_unusable_label_csv_stops_with_one_line(photos, tmp_path, content, message):
+    path = photos / "labels.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        split_dataset(str(photos), str(tmp_path / "split"), (0.7, 0.3), seed=0, labels=str(path))
