@@ -9,7 +9,6 @@ benchmarks/multilabel.json.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from benchmarks.recipe import FLOWERS, SHARED, flowers_params
+from benchmarks.recipe import FLOWERS, flowers_params, use_shared_weights
 from benchmarks.scale import ROOT, project_copy, run
 
 PAIRS = 1600
@@ -76,12 +75,8 @@ def multilabel_params(data_dir):
 
 
 def main():
-    if not os.path.isdir(FLOWERS):
-        sys.exit(f"benchmarks: {FLOWERS} not found; this benchmark needs ../shared")
     with tempfile.TemporaryDirectory() as work:
-        keras_home = os.path.join(work, "keras_home")
-        shutil.copytree(os.path.join(SHARED, "keras", "models"), os.path.join(keras_home, "models"))
-        os.environ["KERAS_HOME"] = keras_home
+        use_shared_weights(work)
         data_dir = os.path.join(work, "pairs")
         write_dataset(data_dir)
         folder = os.path.join(work, "project")

@@ -62,13 +62,19 @@ def table(rows):
     return "\n".join(lines)
 
 
-def main():
+def use_shared_weights(work):
+    """A Keras home in work holding the shared ImageNet weights, for the stages' processes
+    (they inherit KERAS_HOME); exits when ../shared is absent."""
     if not os.path.isdir(FLOWERS):
         sys.exit(f"benchmarks: {FLOWERS} not found; this benchmark needs ../shared")
+    keras_home = os.path.join(work, "keras_home")
+    shutil.copytree(os.path.join(SHARED, "keras", "models"), os.path.join(keras_home, "models"))
+    os.environ["KERAS_HOME"] = keras_home
+
+
+def main():
     with tempfile.TemporaryDirectory() as work:
-        keras_home = os.path.join(work, "keras_home")
-        shutil.copytree(os.path.join(SHARED, "keras", "models"), os.path.join(keras_home, "models"))
-        os.environ["KERAS_HOME"] = keras_home  # the stages' processes inherit it
+        use_shared_weights(work)
         rows = [measure(work, "sample", sample_params), measure(work, "flowers5", flowers_params)]
     print(table(rows))
     with open(os.path.join(ROOT, "benchmarks", "recipe.json"), "w") as f:

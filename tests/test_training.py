@@ -7,7 +7,9 @@ import yaml
 
 from imgclf import params
 from imgclf.errors import UserError
-from imgclf.training import class_weights, compile_model, learning_rate, optimizer
+from imgclf.model import WeightedBinaryCrossentropy
+from imgclf.training import (class_weights, compile_model, learning_rate, optimizer,
+                             positive_weights)
 
 
 @pytest.fixture
@@ -94,6 +96,25 @@ def test_class_weights():
     assert class_weights({"b": 3}, ["a", "b"], labels) == {0: 1.0, 1: 3.0}
     with pytest.raises(UserError, match="class_weight names c, which are not classes; the classes are: a, b"):
         class_weights({"c": 2}, ["a", "b"], labels)
+
+
+def test_multi_label_class_weights_weigh_each_labels_positive_term(phase, tmp_path):
+    labels = np.array([[1, 0], [1, 0], [1, 1], [0, 0]])  # a: 3 of 4, b: 1 of 4
+    assert positive_weights("balanced", ["a", "b"], labels) == pytest.approx([1 / 3, 3.0])
+    assert positive_weights({"b": 2}, ["a", "b"], labels) == [1.0, 2.0]
+    assert positive_weights("none", ["a", "b"], labels) is None
+    assert class_weights("balanced", ["a", "b"], labels) is None  # not fit's: the loss's
+    truth, predicted = np.array([[1.0, 0.0]]), np.array([[0.8, 0.3]])
+    plain = keras.losses.binary_crossentropy(truth, predicted)[0]
+    same = WeightedBinaryCrossentropy([1.0, 1.0])(truth, predicted)
+    assert float(same) == pytest.approx(float(plain), rel=1e-5)
+    doubled = WeightedBinaryCrossentropy([2.0, 1.0])(truth, predicted)  # a's positive term x2
+    assert float(doubled) == pytest.approx(float(plain) + (-np.log(0.8)) / 2, rel=1e-5)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="sigmoid")])
+    compile_model(model, phase, 1, multi_label=True, positive_weights=[1 / 3, 3.0])
+    assert model.loss.positive_weights == pytest.approx([1 / 3, 3.0])
+    model.save(tmp_path / "m.keras")  # the loss travels with the model
+    assert keras.models.load_model(tmp_path / "m.keras").loss.positive_weights == pytest.approx([1 / 3, 3.0])
 
 
 def test_schedule_conflicts_are_refused_up_front():
