@@ -1,9 +1,9 @@
 """task: multi_label on real photos: pairs of the shared flower photos, each in one of the four
 quarters of a grey square (two random quarters), labelled with both flowers (one label when
-both are of one kind), and single photos in one quarter (one label). No photo is used twice, so no photo is in two splits. Every stage in
-its own process, as DVC runs them, with the README's own-data recipe plus
-`task: multi_label` and `data.labels`; prints the test figures and writes
-benchmarks/multilabel.json.
+both are of one kind), and single photos in one quarter (one label). No photo is used
+twice, so no photo is in two splits. Every stage in its own process, as DVC runs them,
+with the README's own-data recipe plus `task: multi_label` and `data.labels`; prints the
+test figures and writes benchmarks/multilabel.json.
 
     python -m benchmarks.multilabel          # needs ../shared (photos, MobileNet-0.75 weights)
 """

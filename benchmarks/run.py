@@ -211,7 +211,8 @@ def main():
     head = defaults["head"]
 
     transfer = transfer_phase(prepared, phase, head, seed=42)
-    rates = input_pipeline(prepared, os.path.join(work, "copies", "train"), defaults["finetune"], seed=42)
+    copies = os.path.join(work, "copies", "train")
+    rates = input_pipeline(prepared, copies, defaults["finetune"], seed=42)
     features = feature_throughput(prepared)
     results = {
         "machine": f"{os.cpu_count()} CPU cores", "images": args.images, "image_size": SIZE,

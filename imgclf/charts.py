@@ -69,13 +69,15 @@ def confusion(rows, class_names):
 
 def confusion_matrices(names, matrix, path, counted="images"):
     """Counts and row-normalised (recall per class) side by side; numbers written in the
-    cells up to 30 classes, tick labels shrinking with the class count up to 100."""
+    cells up to 30 classes, tick labels shrinking with the class count up to 100. counted:
+    what a row of the matrix counts, images or (multi_label) label decisions."""
     size = min(40, max(5, 0.4 * len(names) + 2.5))
     font = 8 if len(names) <= 30 else 6  # a 0.4-inch cell is 29 points tall
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(1, 2, figsize=(2 * size, size))
-    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    titles = [f"counts ({matrix.sum()} {counted}, accuracy {accuracy:.3f})",
+    right = f"accuracy {np.trace(matrix) / max(matrix.sum(), 1):.3f}" if counted == "images" else (
+        f"{np.trace(matrix)} right")  # label decisions: (none)-(none) is never a row
+    titles = [f"counts ({matrix.sum()} {counted}, {right})",
               "row-normalised (recall of each class on the diagonal)"]
     for ax, values, title in [(axes[0], matrix, titles[0]), (axes[1], normalised, titles[1])]:
         ax.imshow(values, cmap="Blues", vmin=0)

@@ -64,6 +64,12 @@ def try_load_image(path, size):
         return None, f"{type(error).__name__}: {error}".splitlines()[0]
 
 
+def is_multi_label(labels):
+    """task: multi_label's labels are 0/1 rows, a column per label (imgclf.prepare); one
+    label per image is a class index."""
+    return np.ndim(labels) == 2
+
+
 def read_split(prepared_dir, split):
     """A prepared split: images (memory-mapped, not loaded: batches() reads them a batch at
     a time), labels, file names."""

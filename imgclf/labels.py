@@ -37,8 +37,10 @@ def from_folders(data_dir):
     if not os.path.isdir(data_dir):
         raise UserError(f"data.dir {data_dir!r} is not a folder; set data.dir in params.yaml "
                         "to a folder of <class>/<image> subfolders")
-    roots = {split: os.path.join(data_dir, split) for split in SPLITS
-             if os.path.isdir(os.path.join(data_dir, split))} if is_presplit(data_dir) else {"": data_dir}
+    roots = {"": data_dir}
+    if is_presplit(data_dir):
+        roots = {split: os.path.join(data_dir, split) for split in SPLITS
+                 if os.path.isdir(os.path.join(data_dir, split))}
     rows, skipped = [], []
     for split, root in roots.items():
         for name in class_folders(root):
@@ -66,34 +68,47 @@ def from_csv(path, data_dir, task, separator, max_bad_rows=1.0):
     if missing:
         raise UserError(f"{path} has no column {missing[0]!r}; its columns are "
                         f"{', '.join(rows.columns)}; expected file, label[, split][, group]")
-    kept, skipped = [], []
+    kept, bad = [], []
     for index, row in rows.iterrows():
         where = f"{path} row {index + 2}"  # the header is line 1
-        labels = tuple(name for name in row["label"].strip().split(separator) if name)
+        labels = label_names(row["label"], separator)
         if task == "single_label" and len(labels) > 1:
             raise UserError(f"{where}: {len(labels)} labels ({row['label']!r}) with "
                             f"task: single_label; use task: multi_label, or set "
                             f"data.label_separator to a character the labels do not contain")
-        reason = bad_row(row, labels, data_dir, task)
+        file = posix_path(row["file"])
+        reason = bad_row(row, file, labels, data_dir, task)
         if reason:
-            skipped.append((row["file"], f"{where}: {reason}"))
+            bad.append((row["file"], f"{where}: {reason}"))
             continue
-        file = os.path.normpath(row["file"].strip()).replace(os.sep, "/")
         kept.append((file, labels, row.get("split", "").strip(), row.get("group", "").strip()))
-    kept, repeats = drop_repeated_rows(table(kept), path)
-    bad = skipped + [(file, reason) for file, reason in repeats if "kept once" not in reason]
+    kept, repeated, conflicting = drop_repeated_rows(table(kept), path)
+    bad += conflicting
     if len(bad) > max_bad_rows * len(rows):
         file, reason = bad[0]
         raise UserError(f"{len(bad)} of {len(rows)} rows of {path} are bad, more than "
                         f"data.max_bad_rows ({max_bad_rows:g}); the first: {reason} ({file!r})")
-    return kept, skipped + repeats
+    return kept, bad + repeated
 
 
-def bad_row(row, labels, data_dir, task):
+def label_names(cell, separator):
+    """A label cell's names: split on the separator, stripped, each once, sorted."""
+    return tuple(sorted({name.strip() for name in cell.split(separator)} - {""}))
+
+
+def posix_path(file):
+    """A CSV's file name with forward slashes (a CSV written on Windows has backslashes),
+    normalised: "./a//b.jpg" is "a/b.jpg"."""
+    file = file.strip().replace("\\", "/")
+    return os.path.normpath(file).replace(os.sep, "/") if file else ""
+
+
+def bad_row(row, file, labels, data_dir, task):
     """Why a row cannot be used, or None."""
-    file = row["file"].strip()
     if not file:
         return "empty file name"
+    if os.path.isabs(file) or file.split("/")[0] == "..":
+        return f"file outside data.dir {data_dir}: give its path relative to data.dir"
     if not os.path.isfile(os.path.join(data_dir, file)):
         return f"file not found in data.dir {data_dir}"
     if not labels and task == "single_label":
@@ -105,13 +120,14 @@ def bad_row(row, labels, data_dir, task):
 
 
 def drop_repeated_rows(rows, path):
-    """A file listed twice with the same labels is kept once; with other labels (or another
-    split or group), every row of it is left out and reported."""
-    repeated = rows.duplicated(keep="first")
-    skipped = [(file, f"{path}: listed again with the same labels: kept once")
-               for file in rows.loc[repeated, "file"]]
-    rows = rows[~repeated]
-    conflicting = rows["file"].duplicated(keep=False)
-    skipped += [(file, f"{path}: listed more than once with different labels, split or group")
-                for file in rows.loc[conflicting, "file"]]
-    return rows[~conflicting].reset_index(drop=True), skipped
+    """A file listed twice with the same labels is kept once (the repeat is reported, not
+    counted as bad); with other labels (or another split or group), every row of it is left
+    out and reported as bad. Returns the rows, the repeats and the conflicting rows."""
+    repeats = rows.duplicated(keep="first")
+    repeated = [(file, f"{path}: listed again with the same labels: the file is kept once")
+                for file in rows.loc[repeats, "file"]]
+    rows = rows[~repeats]
+    conflicts = rows["file"].duplicated(keep=False)
+    conflicting = [(file, f"{path}: listed more than once with different labels, split or group")
+                   for file in rows.loc[conflicts, "file"]]
+    return rows[~conflicts].reset_index(drop=True), repeated, conflicting

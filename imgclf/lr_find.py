@@ -85,7 +85,7 @@ def plot(rates_used, losses, suggested, title, path):
 
 def transfer_setup(params):
     """The new head and the cached train features, as the transfer stage trains them."""
-    from imgclf.dataset import read_classes, training_batches
+    from imgclf.dataset import is_multi_label, read_classes, training_batches
     from imgclf.errors import UserError
     from imgclf.model import build_head
     from imgclf.training import one_hot
@@ -96,7 +96,7 @@ def transfer_setup(params):
         raise UserError("lr_find: no cached features (weights: none trains from scratch in "
                         "finetune, with transfer.*'s settings): use --phase finetune")
     count = len(read_classes(FEATURES))
-    multi_label = labels.ndim == 2  # task: multi_label gives 0/1 rows (imgclf.prepare)
+    multi_label = is_multi_label(labels)
     head = build_head(features.shape[1:], count, **params["head"], multi_label=multi_label)
     phase = params["transfer"]
     dataset = training_batches(features, labels, phase["batch_size"], params["seed"], SWEEP_EPOCHS)
@@ -110,14 +110,14 @@ def finetune_setup(params):
 
     from imgclf.augment import augmentation
     from imgclf.build import assemble, from_scratch, scratch_phase
-    from imgclf.dataset import read_classes, read_split, training_batches
+    from imgclf.dataset import is_multi_label, read_classes, read_split, training_batches
     from imgclf.model import backbone_of
     from imgclf.training import one_hot
     from imgclf.unfreeze import top_layer_count, unfreeze_top
 
     classes = read_classes(PREPARED)
     images, labels, _ = read_split(PREPARED, "train")
-    multi_label = labels.ndim == 2
+    multi_label = is_multi_label(labels)
     model = assemble(params, keras.models.load_model(HEAD), classes, images.shape[1], multi_label)
     backbone = backbone_of(model)
     phase = scratch_phase(params, backbone) if from_scratch(params) else params["finetune"]

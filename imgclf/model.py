@@ -62,7 +62,8 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         ops = keras.ops
-        y_true = ops.cast(y_true, "float32") * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
+        smoothing = self.label_smoothing
+        y_true = ops.cast(y_true, "float32") * (1 - smoothing) + 0.5 * smoothing
         p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1 - 1e-7)
         weights = ops.convert_to_tensor(self.positive_weights, "float32")
         terms = weights * y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p)

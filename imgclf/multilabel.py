@@ -40,10 +40,11 @@ def score(probabilities, labels, thresholds, class_names):
     predicted = (probabilities >= thresholds).astype(np.int32)
     present = [i for i in range(len(class_names)) if labels[:, i].any()]
     metrics = {}
-    for average in ("micro", "macro"):
-        # macro over the labels this split has: an absent label has no recall to score
+    # micro over every label (a label the split lacks can still be given wrongly); macro
+    # over the labels this split has: an absent label has no recall to score
+    for average, columns in (("micro", range(len(class_names))), ("macro", present)):
         precision, recall, f1, _ = precision_recall_fscore_support(
-            labels, predicted, labels=present, average=average, zero_division=0)
+            labels, predicted, labels=columns, average=average, zero_division=0)
         metrics.update({f"f1_{average}": float(f1), f"precision_{average}": float(precision),
                         f"recall_{average}": float(recall)})
     metrics["map"] = float(average_precision_score(labels[:, present], probabilities[:, present],

@@ -215,7 +215,8 @@ def validate(values):
 def _check_labels_file(data):
     # Inside data.dir, the CSV is part of the split stage's dependency: DVC sees it change.
     labels = data["labels"]
-    if labels and os.path.relpath(os.path.abspath(labels), os.path.abspath(data["dir"])).startswith(".."):
+    inside = labels and os.path.relpath(os.path.abspath(labels), os.path.abspath(data["dir"]))
+    if labels and inside.startswith(".."):
         raise UserError(f"params.yaml: data.labels is {labels!r}, outside data.dir "
                         f"{data['dir']!r}; put the CSV inside data.dir, so DVC sees it change")
 

@@ -39,7 +39,7 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None, tta
     from imgclf.model import class_names, is_multi_label, prepared_resolution, thresholds
 
     names = class_names(model)
-    cut = thresholds(model) if is_multi_label(model) else None
+    label_thresholds = thresholds(model) if is_multi_label(model) else None
     size = size or prepared_resolution(model)
     paths = list(paths)
     rows = []
@@ -54,21 +54,24 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None, tta
             batch.append((path, pixels, len(rows)))
             rows.append(None)
             if len(batch) == batch_size:
-                _predict_batch(model, batch, names, top_k, rows, tta, cut)
+                _predict_batch(model, batch, names, top_k, rows, tta, label_thresholds)
                 batch = []
         if batch:
-            _predict_batch(model, batch, names, top_k, rows, tta, cut)
+            _predict_batch(model, batch, names, top_k, rows, tta, label_thresholds)
     return rows
 
 
-def _predict_batch(model, batch, names, top_k, rows, tta=False, cut=None):
+def _predict_batch(model, batch, names, top_k, rows, tta=False, label_thresholds=None):
     images = np.stack([pixels for _, pixels, _ in batch]).astype("float32")
     probabilities = model.predict(images, verbose=0)
     if tta:  # averaged with the mirror images' (test-time augmentation), as evaluate.tta
         probabilities = (probabilities + model.predict(images[:, :, ::-1], verbose=0)) / 2
     for (path, _, row), probs in zip(batch, probabilities):
         order = np.argsort(probs)[::-1]
-        best = order[:top_k] if cut is None else [i for i in order if probs[i] >= cut[i]]
+        if label_thresholds is None:
+            best = order[:top_k]
+        else:
+            best = [i for i in order if probs[i] >= label_thresholds[i]]
         rows[row] = {"file": path, "predictions": [(names[i], float(probs[i])) for i in best]}
 
 
@@ -112,7 +115,8 @@ def main(argv=None):
         for row in rows:
             result = "  ".join(f"{c} {p:.3f}" for c, p in row.get("predictions", []))
             if not result:
-                result = f"error: {row['error']}" if "error" in row else "(no label above its threshold)"
+                none = "(no label above its threshold)"
+                result = f"error: {row['error']}" if "error" in row else none
             print(f"{row['file']}\t{result}")
     errors = sum(1 for row in rows if "error" in row)
     print(f"predict: {len(rows) - errors} image(s) classified, {errors} unreadable"

@@ -45,7 +45,8 @@ def fit(train_x, train_y, val_x, val_y, seed=0):
         probe.fit(train_x, train_y)
         figures = {"C": strength, **val_figures(probe, val_x, val_y)}
         key = "val_map" if multi_label else "val_accuracy"
-        if best is None or (figures[key], -figures["val_loss"]) > (best[1][key], -best[1]["val_loss"]):
+        rank = (figures[key], -figures["val_loss"])
+        if best is None or rank > (best[1][key], -best[1]["val_loss"]):
             best = probe, figures
     return best
 
@@ -56,8 +57,9 @@ def val_figures(probe, val_x, val_y):
     from sklearn.metrics import average_precision_score, log_loss
 
     if np.ndim(val_y) == 1:
+        probabilities = probe.predict_proba(val_x)
         return {"val_accuracy": float(probe.score(val_x, val_y)),
-                "val_loss": float(log_loss(val_y, probe.predict_proba(val_x), labels=probe.classes_))}
+                "val_loss": float(log_loss(val_y, probabilities, labels=probe.classes_))}
     probs = np.clip(probe.predict_proba(val_x), 1e-7, 1 - 1e-7)
     present = val_y.any(axis=0)
     bce = -(val_y * np.log(probs) + (1 - val_y) * np.log(1 - probs)).mean()

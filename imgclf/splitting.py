@@ -26,8 +26,10 @@ def drop_duplicates(rows, data_dir):
     rows["sha256"] = [file_digest(os.path.join(data_dir, file)) for file in rows["file"]]
     first = rows.drop_duplicates("sha256").set_index("sha256")["file"]
     repeated = rows.duplicated("sha256")
-    skipped = [(os.path.join(data_dir, file), f"same bytes as {os.path.join(data_dir, first[digest])}: left out")
-               for file, digest in zip(rows.loc[repeated, "file"], rows.loc[repeated, "sha256"])]
+    skipped = []
+    for file, digest in zip(rows.loc[repeated, "file"], rows.loc[repeated, "sha256"]):
+        original = os.path.join(data_dir, first[digest])
+        skipped.append((os.path.join(data_dir, file), f"same bytes as {original}: left out"))
     return rows[~repeated].reset_index(drop=True), skipped
 
 
@@ -40,14 +42,16 @@ def minimum_per_class(ratios):
     raise UserError(f"split ratios {ratios} leave a split empty")
 
 
-def ratio_split(rows, ratios, seed):
+def ratio_split(rows, ratios, seed, given=False):
     """{row index: split}: per class, files sorted, shuffled with `seed`, cut at
-    int(ratio * n) as split-folders does, the rest going to the last split."""
+    int(ratio * n) as split-folders does, the rest going to the last split. given: other
+    rows have a split given (the count in a message is then of the rows to split)."""
     smallest = minimum_per_class(ratios)
     assignment = {}
     for (name,), members in rows.groupby("labels"):
         if len(members) < smallest:
-            raise UserError(f"class {name!r} has {len(members)} image(s); split "
+            counted = "image(s) without a given split" if given else "image(s)"
+            raise UserError(f"class {name!r} has {len(members)} {counted}; split "
                             f"{'/'.join(map(str, ratios))} needs at least {smallest} per class "
                             "(add images, or change split.*)")
         order = sorted(zip(members["file"], members.index))
@@ -100,7 +104,8 @@ def stratified_split(rows, ratios, seed, classes):
         if not share or not len(remaining):
             continue
         fraction = share / (share + ratios[0]) if split == "val" else share
-        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction,
+                                                    random_state=seed)
         keep, taken = next(splitter.split(np.zeros(len(remaining)), y[remaining]))
         chosen.update({free[i]: split for i in remaining[taken]})
         remaining = remaining[keep]
@@ -108,32 +113,49 @@ def stratified_split(rows, ratios, seed, classes):
     return dict(zip(rows.index, (chosen[key] for key in unit)))
 
 
-def check_classes(rows, classes, task, source):
+def check_classes(rows, classes, task, source, assigned):
+    """Stop when the split cannot train: too few classes, a class without a train image, an
+    empty train or val split (or test, when the split assigned it: `assigned`, the ratios)."""
     if len(classes) < (2 if task == "single_label" else 1):
         raise UserError(f"{source} has {len(classes)} class(es) with images; a classifier "
                         "needs at least 2 (<class>/<image> subfolders, or labels in data.labels)")
     in_train = {name for labels in rows.loc[rows["split"] == "train", "labels"] for name in labels}
     missing = [name for name in classes if name not in in_train]
-    if missing:
+    if missing and not assigned:
         raise UserError(f"{source}: val/test have classes that train does not: {', '.join(missing)}")
-    for split in ("train", "val"):
+    if missing:
+        count = sum(missing[0] in labels for labels in rows["labels"])
+        raise UserError(f"{source}: no train image has label {missing[0]!r} ({count} image(s) "
+                        "have it, in groups or given splits that the split put elsewhere); add "
+                        "images of it, or change seed or split.*")
+    needed = ("train", "val", "test") if assigned and len(assigned) == 3 else ("train", "val")
+    for split in needed:
         if not (rows["split"] == split).any():
             raise UserError(f"{source}: the {split} split is empty; give it images, or set split.*")
+
+
+def check_separator(classes, task, separator):
+    """multi_label: a class folder's name with the separator in it would be read back as
+    several labels from the manifest."""
+    joined = [name for name in classes if separator in name]
+    if task == "multi_label" and joined:
+        raise UserError(f"label {joined[0]!r} contains data.label_separator {separator!r}; "
+                        "set data.label_separator to a character no label contains")
 
 
 def assign_splits(rows, ratios, seed, task, source):
     """rows with every split filled in (given ones kept), and the label names in order."""
     classes = sorted({name for labels in rows["labels"] for name in labels})
     if len(classes) < 2 and task == "single_label":
-        check_classes(rows, classes, task, source)
+        check_classes(rows, classes, task, source, None)
     todo = rows["split"] == ""
     if todo.any():
         if task == "single_label" and not (rows["group"] != "").any():
-            assignment = ratio_split(rows[todo], ratios, seed)
+            assignment = ratio_split(rows[todo], ratios, seed, given=not todo.all())
         else:
             assignment = stratified_split(rows, ratios, seed, classes)
         rows = rows.assign(split=[assignment.get(i, split) for i, split in rows["split"].items()])
-    check_classes(rows, classes, task, source)
+    check_classes(rows, classes, task, source, ratios if todo.any() else None)
     return rows, classes
 
 
@@ -150,6 +172,7 @@ def split_dataset(data_dir, output, ratios, seed, labels=None, task="single_labe
         rows, skipped = from_folders(data_dir)
     rows, duplicates = drop_duplicates(rows, data_dir)
     rows, classes = assign_splits(rows, ratios, seed, task, labels or data_dir)
+    check_separator(classes, task, separator)
     write_split(output, rows, classes, skipped + duplicates, separator)
     counts = rows["split"].value_counts()
     return {split: int(counts[split]) for split in SPLITS if split in counts}, skipped + duplicates

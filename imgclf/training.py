@@ -65,12 +65,12 @@ def compile_model(model, phase, steps_per_epoch, jit_compile=False, multi_label=
         # (every variable of rank 0 or 1), which decay would only pull away from their role.
         chosen.exclude_from_weight_decay(
             var_list=[v for v in model.trainable_variables if len(v.shape) <= 1])
-    model.compile(optimizer=chosen, loss=loss(phase, multi_label, positive_weights),
+    model.compile(optimizer=chosen, loss=loss_for(phase, multi_label, positive_weights),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy") if multi_label
                            else "accuracy"], jit_compile=jit_compile)
 
 
-def loss(phase, multi_label, positive_weights=None):
+def loss_for(phase, multi_label, positive_weights=None):
     """Categorical cross-entropy on softmax; binary cross-entropy per label for
     multi_label, its positive terms weighted by positive_weights (class_weight) if given."""
     from imgclf.model import WeightedBinaryCrossentropy
@@ -121,7 +121,7 @@ def class_weights(setting, class_names, train_labels):
     n_samples / (n_classes * its count), as scikit-learn does; a mapping names classes."""
     from sklearn.utils.class_weight import compute_class_weight
 
-    if setting == "none" or np.ndim(train_labels) == 2:
+    if setting == "none" or np.ndim(train_labels) == 2:  # multi_label (imgclf.dataset)
         return None
     if setting == "balanced":
         indices = np.arange(len(class_names))

@@ -4,8 +4,9 @@ For task: multi_label the metrics are imgclf.multilabel's, at the thresholds sto
 model. Writes metrics/metrics.json (accuracy, macro precision/recall/F1, loss, n_test, and the
 same for the model before fine-tuning, prefixed transfer_, and for the linear probe on the
 frozen backbone's features, prefixed probe_), metrics/per_class.json (and the classes absent
-from the split), and plots/confusion.csv (one row per test image, class names) for DVC's
-confusion-matrix plot. Without a test split, val is used and metrics.json says so.
+from the split), and plots/confusion.csv (one row per test image, class names; for
+multi_label one per label an image has or is given) for DVC's confusion-matrix plot.
+Without a test split, val is used and metrics.json says so.
 """
 import csv
 import pickle

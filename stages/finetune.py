@@ -18,7 +18,7 @@ from imgclf.build import assemble, from_scratch, scratch_phase
 from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.augment import augmentation
-from imgclf.dataset import batches, read_classes, read_split, training_batches
+from imgclf.dataset import batches, is_multi_label, read_classes, read_split, training_batches
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
 from imgclf.training import (class_weights, compile_model, fit, one_hot, open_live,
@@ -72,7 +72,7 @@ def main():
     class_names = read_classes(PREPARED)
     train_images, train_labels, _ = read_split(PREPARED, "train")
     val_images, val_labels, _ = read_split(PREPARED, "val")
-    multi_label = train_labels.ndim == 2  # task: multi_label gives 0/1 rows (imgclf.prepare)
+    multi_label = is_multi_label(train_labels)
     with strategy.scope():
         model = assemble(params, keras.models.load_model(HEAD), class_names,
                          prepared_resolution=train_images.shape[1], multi_label=multi_label)

@@ -9,7 +9,7 @@ import numpy as np
 
 from imgclf import charts
 from imgclf import params as params_lib
-from imgclf.dataset import batches, evaluation_split, read_classes, read_split
+from imgclf.dataset import batches, evaluation_split, is_multi_label, read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done
 from imgclf.multilabel import NONE
@@ -70,7 +70,7 @@ def plot_examples(rows, images_by_file, class_names, model):
 def main():
     import keras
 
-    from imgclf.model import is_multi_label  # also registers the model's own layers
+    import imgclf.model  # noqa: F401  (registers the model's own layers)
 
     params = params_lib.load()
     class_names = read_classes(PREPARED)
@@ -80,15 +80,16 @@ def main():
     charts.training({"transfer": history[:transfer_epochs], "finetune": history[transfer_epochs:]},
                     phases, PNGS["training curves"])
     rows = read_rows(PREDICTIONS)
-    model = keras.models.load_model(MODEL)
-    # multi_label: each label against NONE (missed, or given wrongly; imgclf.multilabel)
-    names = class_names + [NONE] if is_multi_label(model) else class_names
-    counted = "label decisions" if is_multi_label(model) else "images"
-    charts.confusion_matrices(names, charts.confusion(rows, names), PNGS["confusion matrix"], counted)
-    charts.per_class(read_json(PER_CLASS), class_names, PNGS["per-class scores"])
     images, labels, files = read_split(PREPARED, evaluation_split(PREPARED))
+    multi_label = is_multi_label(labels)
+    # multi_label: each label against NONE (missed, or given wrongly; imgclf.multilabel)
+    names = class_names + [NONE] if multi_label else class_names
+    charts.confusion_matrices(names, charts.confusion(rows, names), PNGS["confusion matrix"],
+                              "label decisions" if multi_label else "images")
+    charts.per_class(read_json(PER_CLASS), class_names, PNGS["per-class scores"])
+    model = keras.models.load_model(MODEL)
     probabilities = model.predict(batches(images, labels, 64), verbose=0)
-    columns = labels if labels.ndim == 2 else np.eye(len(class_names), dtype=np.int32)[labels]
+    columns = labels if multi_label else np.eye(len(class_names), dtype=np.int32)[labels]
     charts.precision_recall(columns, probabilities, class_names, PNGS["precision-recall curves"])
     index = {file: i for i, file in enumerate(files)}
     plot_examples(rows, lambda file: images[index[file]], class_names, model)

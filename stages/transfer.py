@@ -12,7 +12,7 @@ from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import params as params_lib
-from imgclf.dataset import batches, read_classes, training_batches
+from imgclf.dataset import batches, is_multi_label, read_classes, training_batches
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
 from imgclf.training import (class_weights, compile_model, fit, one_hot, open_live,
@@ -37,7 +37,7 @@ def train_head(train, val, class_names, params, live, strategy, jit_compile=Fals
     phase, count = params["transfer"], len(class_names)
     size = phase["batch_size"]
     steps = steps_per_epoch(len(train_y), size)
-    multi_label = train_y.ndim == 2  # task: multi_label gives 0/1 rows (imgclf.prepare)
+    multi_label = is_multi_label(train_y)
     weights = positive_weights(params["class_weight"], class_names, train_y) if multi_label else None
     with strategy.scope():
         head = model_lib.build_head(train_x.shape[1:], count, **params["head"],
@@ -60,7 +60,7 @@ def main():
     train, val = load_features("train"), load_features("val")
     if len(train[1]) == 0:  # weights: none (features stage): nothing cached to train on
         head = model_lib.build_head(train[0].shape[1:], len(classes), **params["head"],
-                                    multi_label=train[1].ndim == 2)
+                                    multi_label=is_multi_label(train[1]))
         with replaced_when_done(HEAD) as tmp:
             head.save(tmp)
         open_live(LIVE).end()  # an empty history

@@ -1,1 +1,2 @@
-"""The project's tests (a package: iterative-stratification installs a top-level `tests` that would shadow this folder otherwise)."""
+"""The project's tests. A package: iterative-stratification installs a top-level `tests`
+package, which would shadow this folder otherwise."""

@@ -39,8 +39,8 @@ def write_multi_label_images(folder, count, size=64, seed=0):
     joined by commas): each label is a bright square of its colour at its own place, on grey
     noise; an image has each label with probability 0.45, so some have none, some all three."""
     rng = np.random.default_rng(seed)
-    corners = [(size // 16, size // 16), (size // 16, size // 2 + size // 16), (size // 2 + size // 16, size // 4)]
-    side = size * 3 // 8
+    margin, side = size // 16, size * 3 // 8
+    corners = [(margin, margin), (margin, size // 2 + margin), (size // 2 + margin, size // 4)]
     os.makedirs(os.path.join(folder, "photos"), exist_ok=True)
     lines = ["file,label"]
     for index in range(count):

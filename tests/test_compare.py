@@ -47,7 +47,8 @@ def test_multi_label_runs_are_compared_on_their_own_scores():
                         "transfer map | transfer subset_accuracy | transfer hamming_loss | "
                         "fine-tuned f1_macro | fine-tuned map | fine-tuned subset_accuracy | "
                         "fine-tuned hamming_loss | time (s) |")
-    assert lines[2] == "| exp-1 | mobilenet | 0.7 | 0.8 | 0.7 | 0.8 | 0.4 | 0.19 | 0.7 | 0.8 | 0.4 | 0.19 | 6.0 |"
+    assert lines[2] == ("| exp-1 | mobilenet | 0.7 | 0.8 | 0.7 | 0.8 | 0.4 | 0.19 | 0.7 | 0.8 | "
+                        "0.4 | 0.19 | 6.0 |")
 
 
 def test_flat_keys_match_dvc_param_names():

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import MULTI_LABELS, copy_project, run, stage_commands, tiny_params, write_multi_label_images
+from imgclf.multilabel import score
+from tests.conftest import (MULTI_LABELS, copy_project, run, stage_commands, tiny_params,
+                            write_multi_label_images)
 
 
 def multi_label_params(values):
@@ -66,7 +68,8 @@ def test_the_multi_label_run_learns_and_its_metrics_add_up(multi_run):
     # The split kept each label's share: no split without any of them.
     prepared = {split: np.load(multi_run / "data" / "prepared" / split / "labels.npy")
                 for split in ("train", "val", "test")}
-    assert all(labels.shape[1] == 3 and labels.sum(axis=0).min() >= 5 for labels in prepared.values())
+    for labels in prepared.values():
+        assert labels.shape[1] == 3 and labels.sum(axis=0).min() >= 5
 
 
 def test_thresholds_live_in_the_model_and_predict_prints_every_label_above_them(multi_run):
@@ -77,7 +80,8 @@ def test_thresholds_live_in_the_model_and_predict_prints_every_label_above_them(
     model = keras.models.load_model(multi_run / "models" / "model.keras")
     assert is_multi_label(model) and class_names(model) == sorted(MULTI_LABELS)
     chosen = thresholds(model)
-    assert model.get_layer("class_names").thresholds is not None and 0 < chosen.min() < chosen.max() < 1
+    assert model.get_layer("class_names").thresholds is not None
+    assert 0 < chosen.min() < chosen.max() < 1
     exported = (multi_run / "models" / "export" / "thresholds.txt").read_text().split()
     assert np.allclose([float(v) for v in exported], chosen, atol=1e-6)
     test_files = (multi_run / "data" / "prepared" / "test" / "files.txt").read_text().split()
@@ -96,7 +100,8 @@ def test_thresholds_live_in_the_model_and_predict_prints_every_label_above_them(
 
     set_thresholds(model, [1e-9] * 3)
     model.save(multi_run / "low_thresholds.keras")
-    output = run(multi_run, "python", "-m", "imgclf.predict", *test_files[:5], "-m", "low_thresholds.keras")
+    output = run(multi_run, "python", "-m", "imgclf.predict", *test_files[:5],
+                 "-m", "low_thresholds.keras")
     assert [len(line.split("\t")[1].split()) for line in output.splitlines()
             if line.startswith("images/")] == [6] * 5  # three labels, each with its probability
 
@@ -106,3 +111,11 @@ def test_exported_models_pass_their_label_by_label_check(multi_run):
     assert figures["saved_model"]["passed"] == figures["tflite_float32"]["passed"] == 1
     assert figures["keras"]["n"] == 40 and figures["saved_model"]["flipped"] == 0
     assert figures["keras"]["accuracy"] >= 0.8  # every label of an image right
+
+
+def test_multi_label_micro_scores_count_wrong_labels_the_test_split_lacks():
+    labels = np.array([[1, 0], [1, 0]])
+    probabilities = np.array([[0.9, 0.9], [0.9, 0.1]])  # the first also given b, wrongly
+    metrics, report = score(probabilities, labels, np.array([0.5, 0.5]), ["a", "b"])
+    assert metrics["precision_micro"] == pytest.approx(2 / 3) and metrics["hamming_loss"] == 0.25
+    assert metrics["f1_macro"] == 1.0 and report["absent_classes"] == ["b"]  # macro: a only

@@ -66,6 +66,8 @@ def test_every_bad_row_of_a_label_csv_is_reported(photos, tmp_path):
         ("img/31.png", "cat", "", ""), ("img/31.png", "dog", "", ""),  # conflicting labels
         ("img/32.png", "cat", "holdout", ""),         # unknown split
         ("img/33.png", "dog", "", ""), ("img/33.png", "dog", "", ""),  # the same row twice
+        ("../photos/img/34.png", "dog", "", ""),      # outside data.dir, though it exists
+        ("img\\35.png", " cat ", "", ""),              # Windows separators, spaces
     ]
     labels = write_csv(str(photos), rows)
     counts, skipped = split_dataset(str(photos), str(tmp_path / "split"), (0.7, 0.2, 0.1), seed=0,
@@ -76,8 +78,11 @@ def test_every_bad_row_of_a_label_csv_is_reported(photos, tmp_path):
     assert "different labels" in reasons["img/31.png"]
     assert "unknown split 'holdout'" in reasons["img/32.png"]
     assert "kept once" in reasons["img/33.png"]
-    assert len(skipped) == 6 and sum(counts.values()) == 31  # 30 + img/33 once
-    with pytest.raises(UserError, match=r"5 of 37 rows of .*labels.csv are bad, more than "
+    assert "row 39: file outside data.dir" in reasons["../photos/img/34.png"]
+    assert len(skipped) == 7 and sum(counts.values()) == 32  # 30 + img/33 once + img/35
+    rows = read_manifest(str(tmp_path / "split"), None)
+    assert rows.loc[rows["file"] == "img/35.png", "label"].item() == "cat"
+    with pytest.raises(UserError, match=r"6 of 39 rows of .*labels.csv are bad, more than "
                                         r"data.max_bad_rows \(0.1\); the first: .*row 32"):
         split_dataset(str(photos), str(tmp_path / "again"), (0.7, 0.2, 0.1), seed=0,
                       labels=labels, max_bad_rows=0.1)
@@ -86,7 +91,8 @@ def test_every_bad_row_of_a_label_csv_is_reported(photos, tmp_path):
 
 def test_several_labels_with_task_single_label_name_the_row(photos, tmp_path):
     labels = write_csv(str(photos), [("img/00.png", "cat"), ("img/01.png", "cat dog")])
-    with pytest.raises(UserError, match=r"labels.csv row 3: 2 labels \('cat dog'\) with task: single_label"):
+    message = r"labels.csv row 3: 2 labels \('cat dog'\) with task: single_label"
+    with pytest.raises(UserError, match=message):
         split_dataset(str(photos), str(tmp_path / "split"), (0.7, 0.3), seed=0, labels=labels)
 
 
@@ -146,8 +152,8 @@ def test_preprocess_reads_the_originals_and_stops_at_a_changed_file(photos, tmp_
     hot = np.load(tmp_path / "prepared" / "train" / "labels.npy")
     files = (tmp_path / "prepared" / "train" / "files.txt").read_text().split()
     assert hot.shape == (counts["train"], 2) and hot.dtype == np.uint8
-    assert [list(row) for row in hot] == [[int(f.endswith(("1.png", "3.png", "5.png", "7.png", "9.png"))), 1]
-                                          for f in files]
+    odd = ("1.png", "3.png", "5.png", "7.png", "9.png")  # the images labelled "a b"
+    assert [list(row) for row in hot] == [[int(f.endswith(odd)), 1] for f in files]
     write_png(str(photos / "img" / "07.png"), 99)  # edited after the split
     with pytest.raises(UserError, match=r"img/07.png changed since the split"):
         prepare(str(tmp_path / "split"), str(photos), str(tmp_path / "again"), 8, separator=" ",
@@ -164,3 +170,17 @@ def test_an_unusable_label_csv_stops_with_one_line(photos, tmp_path, content, me
         path.write_text(content)
     with pytest.raises(UserError, match=message):
         split_dataset(str(photos), str(tmp_path / "split"), (0.7, 0.3), seed=0, labels=str(path))
+
+
+
+def test_a_folder_name_holding_the_label_separator_is_refused_for_multi_label(tmp_path):
+    for index in range(20):
+        name = "golden retriever" if index % 2 else "cat"
+        write_png(str(tmp_path / "photos" / name / f"{index:02d}.png"), index)
+    with pytest.raises(UserError, match=r"label 'golden retriever' contains data.label_separator ' '"):
+        split_dataset(str(tmp_path / "photos"), str(tmp_path / "split"), (0.7, 0.3), seed=0,
+                      task="multi_label")
+    split_dataset(str(tmp_path / "photos"), str(tmp_path / "split"), (0.7, 0.3), seed=0,
+                  task="multi_label", separator=";")
+    _, manifest = assignment(tmp_path / "split", ";")
+    assert set(manifest["labels"]) == {("cat",), ("golden retriever",)}
