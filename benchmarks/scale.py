@@ -105,7 +105,8 @@ def experiments(work):
     log = os.path.join(folder, "log.txt")
     for command in (["git", "init", "-q"], ["git", "config", "user.email", "b@example.com"],
                     ["git", "config", "user.name", "benchmark"], ["dvc", "init", "-q"],
-                    ["dvc", "config", "core.analytics", "false"]):
+                    ["dvc", "config", "core.analytics", "false"], ["git", "add", "-A"],
+                    ["git", "commit", "-qm", "project"]):  # dvclive needs a commit
         run(command, folder, log)
     full, _ = run(["dvc", "repro"], folder, log)
     run(["git", "add", "-A"], folder, log)
