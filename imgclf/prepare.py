@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from imgclf.arrays import row_writer
-from imgclf.dataset import SPLITS, load_image
+from imgclf.dataset import SPLITS, try_load_image
 from imgclf.errors import UserError, interactive
 from imgclf.manifest import read_manifest
 
@@ -35,10 +35,7 @@ def load_checked(item, size):
         return None, f"{CHANGED}: {type(error).__name__}: {error}"
     if hashlib.sha256(data).hexdigest() != digest:
         return None, f"{CHANGED}: its content hash differs from the manifest's"
-    try:
-        return load_image(io.BytesIO(data), size), None
-    except Exception as error:  # whatever Pillow raises for this file
-        return None, f"{type(error).__name__}: {error}".splitlines()[0]
+    return try_load_image(io.BytesIO(data), size)
 
 
 def label_array(rows, classes, multi_label):
