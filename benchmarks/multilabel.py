@@ -47,17 +47,17 @@ def write_dataset(folder):
         name = f"images/{index:04d}.jpg"
         canvas.save(os.path.join(folder, name), quality=92)
         lines.append(f"{name},{' '.join(sorted({flower for _, flower in photos_here}))}")
-    with open(os.path.join(folder, "labels.csv"), "w") as f:
+    with open(os.path.join(folder, "labels.csv"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
 
 
 def predict_examples(folder, data_dir, count=6):
     """imgclf.predict's lines for the first `count` test pairs, each with its true labels."""
-    with open(os.path.join(folder, "data", "prepared", "test", "files.txt")) as f:
+    with open(os.path.join(folder, "data", "prepared", "test", "files.txt"), encoding="utf-8") as f:
         pairs = [file for file in f.read().split() if int(file[-8:-4]) < PAIRS][:count]
     printed = subprocess.run([sys.executable, "-m", "imgclf.predict", *pairs], cwd=folder,
                              capture_output=True, text=True, check=True).stdout
-    with open(os.path.join(data_dir, "labels.csv")) as f:
+    with open(os.path.join(data_dir, "labels.csv"), encoding="utf-8") as f:
         truth = dict(line.strip().split(",") for line in f)
     examples = []
     for line in printed.splitlines():
@@ -84,9 +84,9 @@ def main():
         log = os.path.join(folder, "log.txt")
         seconds = {stage: round(run([sys.executable, "-m", f"stages.{stage}"], folder, log)[0], 1)
                    for stage in STAGES}
-        with open(os.path.join(folder, "metrics", "metrics.json")) as f:
+        with open(os.path.join(folder, "metrics", "metrics.json"), encoding="utf-8") as f:
             metrics = json.load(f)
-        with open(os.path.join(folder, "metrics", "per_class.json")) as f:
+        with open(os.path.join(folder, "metrics", "per_class.json"), encoding="utf-8") as f:
             per_label = json.load(f)
         examples = predict_examples(folder, data_dir)
     result = {"images": PAIRS + SINGLES, "metrics": metrics, "per_label": per_label,
@@ -96,7 +96,7 @@ def main():
               f"probe {metrics['probe_' + key]:.4f})")
     print(f"n_test {metrics['n_test']}; seconds {seconds}")
     print("predict on test pairs:", *examples, sep="\n  ")
-    with open(os.path.join(ROOT, "benchmarks", "multilabel.json"), "w") as f:
+    with open(os.path.join(ROOT, "benchmarks", "multilabel.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
 

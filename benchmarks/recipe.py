@@ -41,7 +41,7 @@ def measure(work, name, update_params):
         seconds[stage], _ = run([sys.executable, "-m", f"stages.{stage}"], folder, log)
 
     def metrics(file):
-        with open(os.path.join(folder, "metrics", file)) as f:
+        with open(os.path.join(folder, "metrics", file), encoding="utf-8") as f:
             return json.load(f)
     test, finetune = metrics("metrics.json"), metrics("finetune.json")
     row = {"dataset": name, "n_test": test["n_test"], "probe": test.get("probe_accuracy"),
@@ -77,7 +77,7 @@ def main():
         use_shared_weights(work)
         rows = [measure(work, "sample", sample_params), measure(work, "flowers5", flowers_params)]
     print(table(rows))
-    with open(os.path.join(ROOT, "benchmarks", "recipe.json"), "w") as f:
+    with open(os.path.join(ROOT, "benchmarks", "recipe.json"), "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=2)
         f.write("\n")
 

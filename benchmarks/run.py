@@ -235,7 +235,7 @@ def main():
     results["5_experiment_cost"] = scale.experiments(work)
     shutil.rmtree(work)
     shutil.rmtree(home)
-    with open(os.path.join(ROOT, "benchmarks", "results.json"), "w") as f:
+    with open(os.path.join(ROOT, "benchmarks", "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
     print(json.dumps(results, indent=2))
 

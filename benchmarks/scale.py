@@ -29,10 +29,10 @@ def project_copy(folder, update_params):
                             ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, folder)
-    with open(os.path.join(folder, "params.yaml")) as f:
+    with open(os.path.join(folder, "params.yaml"), encoding="utf-8") as f:
         values = yaml.safe_load(f)
     update_params(values)
-    with open(os.path.join(folder, "params.yaml"), "w") as f:
+    with open(os.path.join(folder, "params.yaml"), "w", encoding="utf-8") as f:
         yaml.safe_dump(values, f, sort_keys=False)
 
 
@@ -60,13 +60,13 @@ def run(command, cwd, log):
     """Run command; its wall seconds and peak resident memory in MiB."""
     peak_file = log + ".peak_rss"
     start = time.perf_counter()
-    with open(log, "a") as out:
+    with open(log, "a", encoding="utf-8") as out:
         code = subprocess.call([sys.executable, "-c", PEAK_RSS, peak_file, *command], cwd=cwd,
                                stdout=out, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
     if code:
         sys.exit(f"benchmarks: {' '.join(command)} failed in {cwd}; see {log}")
-    with open(peak_file) as f:
+    with open(peak_file, encoding="utf-8") as f:
         return seconds, int(f.read()) / 1024  # Linux: KiB
 
 
@@ -111,7 +111,7 @@ def experiments(work):
     full, _ = run(["dvc", "repro"], folder, log)
     run(["git", "add", "-A"], folder, log)
     run(["git", "commit", "-qm", "baseline"], folder, log)
-    with open(os.path.join(folder, "params.yaml")) as f:
+    with open(os.path.join(folder, "params.yaml"), encoding="utf-8") as f:
         values = yaml.safe_load(f)
     unfreeze = "blocks:1" if values["finetune"]["unfreeze"] != "blocks:1" else "blocks:2"
     dropout = 0.3 if values["head"]["dropout"] != 0.3 else 0.2

@@ -47,7 +47,7 @@ def restore(folder, made_from, model, live_dir):
     latest = _latest(folder)
     if latest is None:
         return None
-    with open(os.path.join(latest, "state.json")) as f:
+    with open(os.path.join(latest, "state.json"), encoding="utf-8") as f:
         state = json.load(f)
     if state["fingerprint"] != made_from:
         print(f"{folder}: backup made from other params or inputs; starting afresh")
@@ -97,11 +97,11 @@ def save(folder, made_from, model, epoch, logs, callbacks, live_dir):
                 name: _plain(getattr(callback, name)) for name in names}
         if getattr(callback, "best_weights", None) is not None:
             np.savez(os.path.join(target, "best_weights.npz"), *callback.best_weights)
-    with open(os.path.join(target, "state.json"), "w") as f:
+    with open(os.path.join(target, "state.json"), "w", encoding="utf-8") as f:
         json.dump(state, f)
     shutil.copytree(live_dir, os.path.join(target, "live"))
     pointer = os.path.join(folder, "latest")
-    with open(pointer + ".tmp", "w") as f:
+    with open(pointer + ".tmp", "w", encoding="utf-8") as f:
         f.write(os.path.basename(target))
     os.replace(pointer + ".tmp", pointer)
     for entry in os.listdir(folder):
@@ -123,7 +123,7 @@ def discard(folder):
 
 def _latest(folder):
     try:
-        with open(os.path.join(folder, "latest")) as f:
+        with open(os.path.join(folder, "latest"), encoding="utf-8") as f:
             latest = os.path.join(folder, f.read().strip())
     except FileNotFoundError:
         return None

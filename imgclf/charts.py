@@ -27,7 +27,7 @@ def live_history(live_dir):
             path = os.path.join(live_dir, "plots", "metrics", split, f"{metric}.tsv")
             if not os.path.exists(path):  # no epoch trained (weights: none, no fine-tuning)
                 continue
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8") as f:
                 for row in csv.DictReader(f, delimiter="\t"):
                     rows.setdefault(int(row["step"]), {})[prefix + metric] = float(row[metric])
     return [{"epoch": step, **values} for step, values in sorted(rows.items())]

@@ -69,7 +69,7 @@ def comparison_table(rows, param_keys):
 def main():
     import dvc.api
 
-    with open("params.yaml") as f:
+    with open("params.yaml", encoding="utf-8") as f:
         param_keys = flat_keys(yaml.safe_load(f))
     rows = dvc.api.exp_show()
     if len(rows) <= 2:

@@ -76,13 +76,14 @@ def read_split(prepared_dir, split):
     folder = os.path.join(prepared_dir, split)
     images = np.load(os.path.join(folder, "images.npy"), mmap_mode="r")
     labels = np.load(os.path.join(folder, "labels.npy"))
-    with open(os.path.join(folder, "files.txt")) as f:
-        files = f.read().splitlines()
+    # One name per "\n" only: splitlines() would also cut at \x1c, \u2028 and the like.
+    with open(os.path.join(folder, "files.txt"), encoding="utf-8", newline="\n") as f:
+        files = f.read().split("\n")[:-1]
     return images, labels, files
 
 
 def read_classes(prepared_dir):
-    with open(os.path.join(prepared_dir, "classes.json")) as f:
+    with open(os.path.join(prepared_dir, "classes.json"), encoding="utf-8") as f:
         return json.load(f)
 
 

@@ -28,11 +28,11 @@ def replaced_when_done(path):
 
 
 def write_json(path, data):
-    with replaced_when_done(path) as tmp, open(tmp, "w") as f:
+    with replaced_when_done(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")
 
 
 def read_json(path):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return json.load(f)

@@ -6,7 +6,7 @@ image alone), plus [(file, reason)] of what was left out.
 """
 import os
 
-from imgclf.dataset import SPLITS, image_files
+from imgclf.dataset import IMAGE_EXTENSIONS, SPLITS, image_files
 from imgclf.errors import UserError
 
 COLUMNS = ["file", "labels", "split", "group"]
@@ -22,8 +22,39 @@ def relative(path, data_dir):
     return os.path.relpath(path, data_dir).replace(os.sep, "/")
 
 
-def is_presplit(data_dir):
-    return all(os.path.isdir(os.path.join(data_dir, name)) for name in ("train", "val"))
+# The folder names of the split layouts that tools export, in any case: Roboflow writes
+# train/ valid/ test/, Ultralytics and many Kaggle sets train/ test/, FiftyOne and TFDS
+# train/ validation/ test/.
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
+
+
+def split_of(name):
+    """The split a folder name (or a CSV's split cell) means, or None."""
+    return SPLIT_NAMES.get(name.strip().lower())
+
+
+def split_folders(data_dir):
+    """{split: folder name} when data_dir is pre-split (a train folder and a val or test
+    folder, under any name of SPLIT_NAMES), else {}; two folders of one split are an error."""
+    found = {}
+    for name in class_folders(data_dir):
+        split = split_of(name)
+        if split and split in found:
+            raise UserError(f"data.dir {data_dir!r} has two {split} folders, {found[split]}/ "
+                            f"and {name}/; merge them or rename one")
+        if split:
+            found[split] = name
+    return found if "train" in found and len(found) > 1 else {}
+
+
+def describe_layout(folders):
+    """The split stage's words for a layout: {split: folder name}, or {} for class folders."""
+    if not folders:
+        return "class folders"
+    names = " ".join(f"{folders[split]}/" for split in SPLITS if split in folders)
+    carved = "" if "val" in folders else f", val carved out of {folders['train']}/"
+    return f"pre-split folders {names}{carved}"
 
 
 def class_folders(folder):
@@ -32,29 +63,45 @@ def class_folders(folder):
 
 
 def from_folders(data_dir):
-    """<class>/<image> below data_dir, or below each of its train/ val/ [test/] (a given split).
-    Images in nested subfolders of a class belong to it; empty class folders are reported."""
+    """<class>/<image> below data_dir, or below each of its split folders (split_folders: a
+    given split; without a val folder, train's rows get split "" and val is carved out of
+    them). Images in nested subfolders of a class belong to it; empty class folders, other
+    top-level folders of a pre-split layout and images outside any class are reported.
+    Returns the table, what was left out and the split folders found."""
     if not os.path.isdir(data_dir):
         raise UserError(f"data.dir {data_dir!r} is not a folder; set data.dir in params.yaml "
                         "to a folder of <class>/<image> subfolders")
+    folders = split_folders(data_dir)
     roots = {"": data_dir}
-    if is_presplit(data_dir):
-        roots = {split: os.path.join(data_dir, split) for split in SPLITS
-                 if os.path.isdir(os.path.join(data_dir, split))}
-    rows, skipped = [], []
+    if folders:
+        roots = {split if "val" in folders or split != "train" else "":
+                 os.path.join(data_dir, name) for split, name in folders.items()}
+    skipped = [(os.path.join(data_dir, name), "not a split folder (train, val, valid, "
+                "validation, test, testing): left out")
+               for name in class_folders(data_dir) if folders and not split_of(name)]
+    skipped += [(path, "image outside any class folder: left out")
+                for root in roots.values() for path in loose_images(root)]
+    rows = []
     for split, root in roots.items():
         for name in class_folders(root):
             files = list(image_files(os.path.join(root, name)))
             if not files:
                 skipped.append((os.path.join(root, name), "empty class folder: left out"))
             rows += [(relative(path, data_dir), (name,), split, "") for path in files]
-    return table(rows), skipped
+    return table(rows), skipped, folders
+
+
+def loose_images(folder):
+    """Image files directly in folder, where only class folders belong."""
+    return sorted(entry.path for entry in os.scandir(folder) if entry.is_file()
+                  and not entry.name.startswith(".")
+                  and os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS)
 
 
 def from_csv(path, data_dir, task, separator, max_bad_rows=1.0):
     """The rows of a CSV of file, label[, split][, group]; bad rows reported, and an error
-    when they are more than max_bad_rows (a fraction) of all. In single_label a row with
-    several labels is an error (the separator may be wrong)."""
+    when they are more than max_bad_rows (a fraction) of all. The separator splits a label
+    cell in multi_label only: in single_label a cell is one label ("golden retriever")."""
     import pandas as pd
 
     if not os.path.isfile(path):
@@ -71,17 +118,14 @@ def from_csv(path, data_dir, task, separator, max_bad_rows=1.0):
     kept, bad = [], []
     for index, row in rows.iterrows():
         where = f"{path} row {index + 2}"  # the header is line 1
-        labels = label_names(row["label"], separator)
-        if task == "single_label" and len(labels) > 1:
-            raise UserError(f"{where}: {len(labels)} labels ({row['label']!r}) with "
-                            f"task: single_label; use task: multi_label, or set "
-                            f"data.label_separator to a character the labels do not contain")
+        labels = label_names(row["label"], separator if task == "multi_label" else None)
         file = posix_path(row["file"])
         reason = bad_row(row, file, labels, data_dir, task)
         if reason:
             bad.append((row["file"], f"{where}: {reason}"))
             continue
-        kept.append((file, labels, row.get("split", "").strip(), row.get("group", "").strip()))
+        split = split_of(row.get("split", "")) or ""
+        kept.append((file, labels, split, row.get("group", "").strip()))
     kept, repeated, conflicting = drop_repeated_rows(table(kept), path)
     bad += conflicting
     if len(bad) > max_bad_rows * len(rows):
@@ -92,8 +136,10 @@ def from_csv(path, data_dir, task, separator, max_bad_rows=1.0):
 
 
 def label_names(cell, separator):
-    """A label cell's names: split on the separator, stripped, each once, sorted."""
-    return tuple(sorted({name.strip() for name in cell.split(separator)} - {""}))
+    """A label cell's names: split on the separator (None: the cell is one label, spaces
+    and all), stripped, each once, sorted."""
+    names = cell.split(separator) if separator else [cell]
+    return tuple(sorted({name.strip() for name in names} - {""}))
 
 
 def posix_path(file):
@@ -114,8 +160,8 @@ def bad_row(row, file, labels, data_dir, task):
     if not labels and task == "single_label":
         return "empty label"
     split = row.get("split", "").strip()
-    if split not in ("", *SPLITS):
-        return f"unknown split {split!r}; expected train, val, test or empty"
+    if split and not split_of(split):
+        return f"unknown split {split!r}; expected train, val (valid), test or empty"
     return None
 
 

@@ -32,9 +32,11 @@ def write_split(output, rows, classes, skipped, separator):
         os.makedirs(tmp)
         manifest[["file", "label", "split", "group", "sha256"]].to_csv(
             os.path.join(tmp, MANIFEST), index=False)
-        with open(os.path.join(tmp, "classes.json"), "w") as f:
+        with open(os.path.join(tmp, "classes.json"), "w", encoding="utf-8") as f:
             json.dump(classes, f)
-        with open(os.path.join(tmp, "skipped.csv"), "w", newline="") as f:
+        # backslashreplace: a file name that is not UTF-8 is listed with its odd bytes escaped.
+        with open(os.path.join(tmp, "skipped.csv"), "w", newline="", encoding="utf-8",
+                  errors="backslashreplace") as f:
             csv.writer(f).writerows([("file", "reason"), *skipped])
 
 

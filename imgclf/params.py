@@ -241,7 +241,7 @@ def _check_schedule(name, phase):
 
 def load(path="params.yaml"):
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f)
     except FileNotFoundError:
         raise UserError(f"{path} not found; run the stages from the project root") from None

@@ -77,12 +77,12 @@ def _predict_batch(model, batch, names, top_k, rows, tta=False, label_thresholds
 
 def write_rows(rows, output, top_k):
     if output.endswith(".json"):
-        with open(output, "w") as f:
+        with open(output, "w", encoding="utf-8") as f:
             json.dump([{**row, "predictions": [{"class": c, "probability": p} for c, p in
                                                row.get("predictions", [])]} for row in rows], f, indent=1)
         return
     top_k = max([top_k, *(len(row.get("predictions", [])) for row in rows)])  # multi_label
-    with open(output, "w", newline="") as f:
+    with open(output, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["file", *[f"{kind}_{i}" for i in range(1, top_k + 1)
                                    for kind in ("class", "probability")], "error"])

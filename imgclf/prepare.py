@@ -76,7 +76,7 @@ def prepare_split(items, labels, folder, size, pool, seen):
             kept.append(row)
             files.append(path)
     np.save(os.path.join(folder, "labels.npy"), labels[kept])
-    with open(os.path.join(folder, "files.txt"), "w") as f:
+    with open(os.path.join(folder, "files.txt"), "w", encoding="utf-8", newline="\n") as f:
         f.write("".join(f"{file}\n" for file in files))
     return unreadable, duplicates
 
@@ -86,7 +86,7 @@ def prepare(split_dir, data_dir, output, size, max_unreadable=1.0, separator=Non
     """Every split of split_dir's manifest, read from data_dir, into output. separator: the
     labels' (multi_label), or None for one class per image. Returns counts per split and
     the files left out; more than max_unreadable unreadable (a fraction) is an error."""
-    with open(os.path.join(split_dir, "classes.json")) as f:
+    with open(os.path.join(split_dir, "classes.json"), encoding="utf-8") as f:
         classes = json.load(f)
     rows = read_manifest(split_dir, separator)
     tmp = output + ".tmp"
@@ -105,7 +105,7 @@ def prepare(split_dir, data_dir, output, size, max_unreadable=1.0, separator=Non
             unreadable, duplicates = unreadable + bad, duplicates + same
             counts[split] = len(items) - len(bad) - len(same)
     shutil.copy(os.path.join(split_dir, "classes.json"), tmp)
-    with open(os.path.join(tmp, "skipped.csv"), "w", newline="") as f:
+    with open(os.path.join(tmp, "skipped.csv"), "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("file", "reason"), *unreadable, *duplicates])
     total = sum(counts.values()) + len(unreadable) + len(duplicates)
     if len(unreadable) > max_unreadable * total:

@@ -16,6 +16,7 @@ from imgclf.dataset import SPLITS
 from imgclf.errors import UserError
 from imgclf.manifest import file_digest, write_split
 
+
 def drop_duplicates(rows, data_dir):
     """rows with a sha256 column, one row per content: of files with the same bytes the
     first is kept (a given train split before val and test, then by file name), so the same
@@ -23,14 +24,33 @@ def drop_duplicates(rows, data_dir):
     rank = rows["split"].map({"train": 0, "val": 1, "test": 2, "": 3})
     rows = rows.assign(rank=rank).sort_values(["rank", "file"], kind="stable")
     rows = rows.drop(columns="rank").reset_index(drop=True)
-    rows["sha256"] = [file_digest(os.path.join(data_dir, file)) for file in rows["file"]]
+    digests = [digest_or_reason(data_dir, file) for file in rows["file"]]
+    rows["sha256"] = [digest for digest, _ in digests]
+    skipped = [(os.path.join(data_dir, file), reason)
+               for file, (_, reason) in zip(rows["file"], digests) if reason]
+    rows = rows[rows["sha256"] != ""].reset_index(drop=True)
     first = rows.drop_duplicates("sha256").set_index("sha256")["file"]
     repeated = rows.duplicated("sha256")
-    skipped = []
     for file, digest in zip(rows.loc[repeated, "file"], rows.loc[repeated, "sha256"]):
         original = os.path.join(data_dir, first[digest])
         skipped.append((os.path.join(data_dir, file), f"same bytes as {original}: left out"))
     return rows[~repeated].reset_index(drop=True), skipped
+
+
+def digest_or_reason(data_dir, file):
+    """(sha256 of the file's bytes, None), or ("", why it cannot be used): a name that the
+    UTF-8 manifest cannot hold or that a line break would cut in two (files.txt has a
+    name per line), or a file that cannot be read (a broken link, no permission)."""
+    try:
+        file.encode("utf-8")
+    except UnicodeEncodeError:
+        return "", "file name is not valid UTF-8: left out (rename the file)"
+    if file.splitlines() != [file]:
+        return "", "file name holds a line break or another line separator: left out (rename it)"
+    try:
+        return file_digest(os.path.join(data_dir, file)), None
+    except OSError as error:
+        return "", f"cannot be read ({type(error).__name__}: {error.strerror}): left out"
 
 
 def minimum_per_class(ratios):
@@ -159,6 +179,14 @@ def assign_splits(rows, ratios, seed, task, source):
     return rows, classes
 
 
+def val_carving_ratios(ratios):
+    """The (train, val) ratios that carve a val split out of a given train split while
+    keeping split.train : split.val (a given test split stays as it is)."""
+    train, val = ratios[0], ratios[1]
+    # Rounded: 0.6 / 0.8 is 0.7499999999999999, and int(0.7499999999999999 * 20) is 14.
+    return round(train / (train + val), 12), round(val / (train + val), 12)
+
+
 def split_dataset(data_dir, output, ratios, seed, labels=None, task="single_label",
                   separator=" ", max_bad_rows=1.0):
     """Read the labels (class folders, or the CSV `labels`), leave out duplicates, assign
@@ -169,7 +197,9 @@ def split_dataset(data_dir, output, ratios, seed, labels=None, task="single_labe
     if labels:
         rows, skipped = from_csv(labels, data_dir, task, separator, max_bad_rows)
     else:
-        rows, skipped = from_folders(data_dir)
+        rows, skipped, folders = from_folders(data_dir)
+        if folders and "val" not in folders:
+            ratios = val_carving_ratios(ratios)
     rows, duplicates = drop_duplicates(rows, data_dir)
     rows, classes = assign_splits(rows, ratios, seed, task, labels or data_dir)
     check_separator(classes, task, separator)

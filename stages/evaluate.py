@@ -86,7 +86,7 @@ def write_predictions(path, files, labels, probabilities, class_names, threshold
     else:
         rows = [[file, class_names[label], class_names[row.argmax()], f"{row.max():.4f}"]
                 for file, label, row in zip(files, labels, probabilities)]
-    with replaced_when_done(path) as tmp, open(tmp, "w", newline="") as f:
+    with replaced_when_done(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["file", "actual", "predicted", "confidence"], *rows])
 
 

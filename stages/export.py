@@ -227,10 +227,10 @@ def main():
     train, _, _ = read_split(PREPARED, "train")
     with replaced_when_done(OUTPUT) as tmp:
         os.makedirs(tmp)
-        with open(os.path.join(tmp, "labels.txt"), "w") as f:
+        with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8") as f:
             f.write("".join(f"{name}\n" for name in class_names(model)))
         if is_multi_label(model):  # one sigmoid per label: apps need where each one says yes
-            with open(os.path.join(tmp, "thresholds.txt"), "w") as f:
+            with open(os.path.join(tmp, "thresholds.txt"), "w", encoding="utf-8") as f:
                 f.write("".join(f"{value:.6f}\n" for value in thresholds(model)))
         written = export(model, tmp, settings["formats"],
                          representative_images(train, settings["representative_images"], size))

@@ -29,7 +29,7 @@ REPORT = "plots/report.html"
 
 
 def read_rows(path):
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -93,7 +93,7 @@ def main():
     charts.precision_recall(columns, probabilities, class_names, PNGS["precision-recall curves"])
     index = {file: i for i, file in enumerate(files)}
     plot_examples(rows, lambda file: images[index[file]], class_names, model)
-    with replaced_when_done(REPORT) as tmp, open(tmp, "w") as f:
+    with replaced_when_done(REPORT) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(html_report({name: read_json(path) for name, path in METRICS.items()}, params, PNGS))
     return f"plot: {len(PNGS)} plots in plots/ and {REPORT}"
 

@@ -53,7 +53,7 @@ def write_multi_label_images(folder, count, size=64, seed=0):
         name = f"photos/{index:04d}.png"
         Image.fromarray(pixels).save(os.path.join(folder, name))
         lines.append(f'{name},"{",".join(n for n, on in zip(MULTI_LABELS, has) if on)}"')
-    with open(os.path.join(folder, "labels.csv"), "w") as f:
+    with open(os.path.join(folder, "labels.csv"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return folder
 
@@ -107,10 +107,10 @@ def copy_project(repo, update_params):
             shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, repo / name)
-    with open(repo / "params.yaml") as f:
+    with open(repo / "params.yaml", encoding="utf-8") as f:
         values = yaml.safe_load(f)
     update_params(values)
-    with open(repo / "params.yaml", "w") as f:
+    with open(repo / "params.yaml", "w", encoding="utf-8") as f:
         yaml.safe_dump(values, f, sort_keys=False)
     return repo
 
@@ -145,7 +145,7 @@ def tiny_project(folder):
 
 
 def stage_commands(repo):
-    with open(repo / "dvc.yaml") as f:
+    with open(repo / "dvc.yaml", encoding="utf-8") as f:
         return {name: stage["cmd"] for name, stage in yaml.safe_load(f)["stages"].items()}
 
 

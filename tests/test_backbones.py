@@ -64,7 +64,7 @@ def test_validating_params_imports_no_tensorflow():
     """The data stages (sample, split, preprocess) load params: 4 s of TensorFlow import each
     if validation needed Keras."""
     code = ("import sys, yaml; from imgclf import params; "
-            "params.validate(yaml.safe_load(open('params.yaml'))); "
+            "params.validate(yaml.safe_load(open('params.yaml', encoding="utf-8"))); "
             "import stages.sample, stages.split, stages.preprocess; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

@@ -28,7 +28,7 @@ def csv_run(tmp_path_factory, keras_home):
             os.replace(repo / "images" / name / file, repo / "images" / "all" / f"{name}_{file}")
             rows.append((f"all/{name}_{file}", name, f"{name}{index // 2}"))
         os.rmdir(repo / "images" / name)
-    with open(repo / "images" / "labels.csv", "w", newline="") as f:
+    with open(repo / "images" / "labels.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("file", "label", "group"), *rows])
     for command in stage_commands(repo).values():
         run(repo, "bash", "-c", command, env={"KERAS_HOME": keras_home})
@@ -48,7 +48,7 @@ def test_a_csv_labelled_run_learns_and_keeps_groups_whole(csv_run):
     for file, split in split_of.items():
         groups.setdefault(listed[file][1], set()).add(split)
     assert len(groups) == 60 and all(len(splits) == 1 for splits in groups.values())
-    with open(repo / "plots" / "confusion.csv", newline="") as f:
+    with open(repo / "plots" / "confusion.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert all(row["actual"] == listed[row["file"]][0] for row in rows)
     assert len(rows) == metrics["n_test"]

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def imported_modules(path):
     """Project files (stages/..., imgclf/...) that the file at path imports, at any depth."""
-    with open(os.path.join(ROOT, path)) as f:
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
         tree = ast.parse(f.read(), path)
     names = set()
     for node in ast.walk(tree):
@@ -38,7 +38,7 @@ def code_run_by(script):
 
 
 def stages():
-    with open(os.path.join(ROOT, "dvc.yaml")) as f:
+    with open(os.path.join(ROOT, "dvc.yaml"), encoding="utf-8") as f:
         return yaml.safe_load(f)["stages"]
 
 

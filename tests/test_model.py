@@ -43,7 +43,7 @@ def test_saved_model_carries_preprocessing_and_class_names(classifier, tmp_path)
 
 def finetune_phase():
     """params.yaml's fine-tuning settings at a constant rate: a warm-up's first step has rate 0."""
-    with open("params.yaml") as f:
+    with open("params.yaml", encoding="utf-8") as f:
         phase = params.validate(yaml.safe_load(f))["finetune"]
     return {**phase, "schedule": "constant", "warmup_epochs": 0}
 

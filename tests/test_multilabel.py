@@ -28,7 +28,7 @@ def multi_run(tmp_path_factory, keras_home):
 
 
 def csv_rows(path):
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 

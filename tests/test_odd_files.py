@@ -82,7 +82,7 @@ def snapshot(folder):
 
 
 def read_report(path):
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return {os.path.basename(row["file"]): row["reason"] for row in csv.DictReader(f)}
 
 
@@ -187,3 +187,37 @@ def test_same_pixels_in_train_and_test_are_kept_in_train_only(tmp_path):
     assert counts == {"train": 3, "val": 2, "test": 2}
     assert [(os.path.basename(path), reason.split(" as ")[0]) for path, reason in skipped] == [
         ("photo.bmp", "same pixels")]
+
+
+def test_names_and_files_that_cannot_be_used_are_left_out_with_their_reason(tmp_path):
+    """A broken link, a file without read permission, a name that is not UTF-8 and names
+    holding a line separator: each listed with its reason; files.txt stays one name per line."""
+    source = tmp_path / "odd"
+    for i, name in enumerate(["a", "b"]):
+        for j in range(4):
+            (source / name).mkdir(parents=True, exist_ok=True)
+            (source / name / f"ok{j}.png").write_bytes(png_bytes((i * 120, j * 40, 9)))
+    os.symlink(tmp_path / "gone.png", source / "a" / "broken.png")
+    odd_names = ["new\nline.png", "group\x1csep.png", "para\u2028sep.png"]
+    for k, name in enumerate(odd_names):
+        (source / "b" / name).write_bytes(png_bytes((200, k, 1)))
+    not_utf8 = os.fsencode(str(source / "a")) + b"/caf\xe9.png"
+    with open(not_utf8, "wb") as f:
+        f.write(png_bytes((1, 200, 2)))
+    locked = source / "a" / "locked.png"
+    locked.write_bytes(png_bytes((3, 3, 200)))
+    locked.chmod(0)
+    counts, skipped = split_dataset(str(source), str(tmp_path / "split"), (0.5, 0.5), seed=0)
+    reasons = {os.path.basename(path): reason for path, reason in skipped}
+    assert reasons["broken.png"].startswith("cannot be read (FileNotFoundError")
+    assert reasons[os.fsdecode(b"caf\xe9.png")].startswith("file name is not valid UTF-8")
+    for name in odd_names:
+        assert "line separator" in reasons[name]
+    readable_by_root = os.access(locked, os.R_OK)  # root reads a file without permissions
+    assert ("locked.png" in reasons) != readable_by_root
+    assert sum(counts.values()) == 8 + readable_by_root
+    with open(tmp_path / "split" / "skipped.csv", encoding="utf-8") as f:
+        assert "caf\\udce9.png" in f.read()  # listed, its odd byte escaped
+    prepare(str(tmp_path / "split"), str(source), str(tmp_path / "prepared"), 8, processes=1)
+    images, labels, files = read_split(str(tmp_path / "prepared"), "train")
+    assert len(files) == len(labels) == len(images)

@@ -10,7 +10,7 @@ from imgclf.errors import UserError
 
 @pytest.fixture
 def values():
-    with open("params.yaml") as f:
+    with open("params.yaml", encoding="utf-8") as f:
         return yaml.safe_load(f)
 
 
@@ -123,7 +123,7 @@ def test_a_native_input_above_the_stored_images_is_refused(values):
 
 
 def test_the_readmes_own_data_command_passes_the_resolution_check(values):
-    with open("README.md") as f:
+    with open("README.md", encoding="utf-8") as f:
         command = re.search(r"dvc exp run -S data\.dir=my_images(.*?)\n\s*\n", f.read() + "\n\n", re.S)
     for name, value in re.findall(r"-S ([\w.]+)=(\S+)", command.group(0)):
         section, _, key = name.rpartition(".")

@@ -57,9 +57,9 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
     # The prediction command, from the model file alone, agrees with evaluate image by image.
     test_files = (repo / "data" / "prepared" / "test" / "files.txt").read_text().split()
     run(repo, "python", "-m", "imgclf.predict", *test_files, "-k", "1", "-o", "new.csv")
-    with open(repo / "new.csv", newline="") as f:
+    with open(repo / "new.csv", newline="", encoding="utf-8") as f:
         predicted = {row["file"]: row["class_1"] for row in csv.DictReader(f)}
-    with open(repo / "plots" / "confusion.csv", newline="") as f:
+    with open(repo / "plots" / "confusion.csv", newline="", encoding="utf-8") as f:
         evaluated = {row["file"]: row["predicted"] for row in csv.DictReader(f)}
     assert predicted == evaluated and len(predicted) == 40
     os.remove(repo / "new.csv")

@@ -40,7 +40,7 @@ def test_command_writes_csv_and_json(tmp_path, monkeypatch, classifier):
     classifier.save(model_path)
     monkeypatch.chdir(tmp_path)  # outside the project: decode at the model's own size
     main([folder, "-m", model_path, "-k", "2", "-o", "out.csv"])
-    with open(tmp_path / "out.csv", newline="") as f:
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["file", "class_1", "probability_1", "class_2", "probability_2", "error"]
     assert [bool(row["error"]) for row in rows] == [True, False, False, False, False]  # bad.png first

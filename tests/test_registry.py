@@ -107,7 +107,7 @@ def test_each_family_fine_tunes_with_the_default_unfreeze_and_saves(name, tmp_pa
     from imgclf import params
     from imgclf.training import compile_model
 
-    with open("params.yaml") as f:
+    with open("params.yaml", encoding="utf-8") as f:
         phase = params.validate(yaml.safe_load(f))["finetune"]
     phase.update(schedule="constant", warmup_epochs=0)  # one step: a warm-up's first has rate 0
     size = backbones.native_size(name) if name in backbones.FIXED_INPUT else backbones.min_size(name)

@@ -30,7 +30,7 @@ def set_param(repo, dotted_key, value):
 
 
 def touch(repo, path):
-    with open(repo / path, "a") as f:
+    with open(repo / path, "a", encoding="utf-8") as f:
         f.write("# changed\n")
 
 

@@ -16,10 +16,10 @@ FINETUNE_EPOCHS = 5
 
 
 def longer_finetune(repo):
-    with open(repo / "params.yaml") as f:
+    with open(repo / "params.yaml", encoding="utf-8") as f:
         values = yaml.safe_load(f)
     values["finetune"].update(epochs=FINETUNE_EPOCHS, patience=2)
-    with open(repo / "params.yaml", "w") as f:
+    with open(repo / "params.yaml", "w", encoding="utf-8") as f:
         yaml.safe_dump(values, f, sort_keys=False)
 
 
@@ -72,10 +72,10 @@ def test_a_backup_made_from_other_params_is_not_resumed(dvc_repo):
     longer_finetune(dvc_repo)
     transfer_epochs = json.loads((dvc_repo / "metrics" / "transfer.json").read_text())["epochs_run"]
     kill_after_backup(dvc_repo, transfer_epochs + 2)
-    with open(dvc_repo / "params.yaml") as f:
+    with open(dvc_repo / "params.yaml", encoding="utf-8") as f:
         values = yaml.safe_load(f)
     values["finetune"]["learning_rate"] /= 2
-    with open(dvc_repo / "params.yaml", "w") as f:
+    with open(dvc_repo / "params.yaml", "w", encoding="utf-8") as f:
         yaml.safe_dump(values, f, sort_keys=False)
     output = run(dvc_repo, "dvc", "repro")
     assert "backup made from other params or inputs; starting afresh" in output

@@ -15,7 +15,7 @@ def test_an_interrupted_write_leaves_the_old_output_and_no_partial_one(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         with replaced_when_done(str(path)) as tmp:
             assert tmp.endswith(".tmp.keras")
-            with open(tmp, "w") as f:
+            with open(tmp, "w", encoding="utf-8") as f:
                 f.write("half of a new")
             raise KeyboardInterrupt  # Ctrl-C in the middle of saving
     assert path.read_text() == "complete, from the last run"

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from imgclf.dataset import read_classes
 from imgclf.errors import UserError
 from imgclf.manifest import read_manifest
 from imgclf.prepare import prepare
@@ -89,11 +90,16 @@ def test_every_bad_row_of_a_label_csv_is_reported(photos, tmp_path):
     assert not os.path.exists(tmp_path / "again")
 
 
-def test_several_labels_with_task_single_label_name_the_row(photos, tmp_path):
-    labels = write_csv(str(photos), [("img/00.png", "cat"), ("img/01.png", "cat dog")])
-    message = r"labels.csv row 3: 2 labels \('cat dog'\) with task: single_label"
-    with pytest.raises(UserError, match=message):
-        split_dataset(str(photos), str(tmp_path / "split"), (0.7, 0.3), seed=0, labels=labels)
+def test_a_single_label_cell_is_one_label_spaces_and_all(photos, tmp_path):
+    names = ["golden retriever", "german shepherd dog"]
+    labels = write_csv(str(photos), [(f"img/{i:02d}.png", names[i % 2]) for i in range(20)])
+    split_dataset(str(photos), str(tmp_path / "split"), (0.7, 0.3), seed=0, labels=labels)
+    rows = read_manifest(str(tmp_path / "split"), None)
+    assert set(rows["labels"]) == {(name,) for name in names}
+    counts, _ = prepare(str(tmp_path / "split"), str(photos), str(tmp_path / "prepared"), 8,
+                        processes=1)
+    assert read_classes(str(tmp_path / "prepared")) == sorted(names)
+    assert counts == {"train": 14, "val": 6}
 
 
 def test_given_splits_are_kept_and_groups_never_straddle_splits(photos, tmp_path):

@@ -172,7 +172,7 @@ def test_finetune_that_only_hurts_is_undone(tmp_path):
     images = images.astype("float32")
     train = (lambda epochs: one_hot(training_batches(images, labels, 6, 0, epochs), 3), 3)
     val = one_hot(batches(images[::2], labels[::2], 9), 3)
-    with open("params.yaml") as f:
+    with open("params.yaml", encoding="utf-8") as f:
         phase = params.validate(yaml.safe_load(f))["finetune"]
     phase.update(optimizer="sgd", learning_rate=1.0, epochs=2, patience=0,  # destructive
                  schedule="constant", warmup_epochs=0)

@@ -13,7 +13,7 @@ from tests.conftest import TINY_CLASSES, TINY_UNFREEZE, run
 
 
 def read_csv(path):
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
