@@ -3,12 +3,15 @@ import json
 import os
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imgclf.arrays import read_rows
 from imgclf.errors import UserError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# The only decoders Pillow may use, whatever a file's name says: without formats= it picks one
+# from the content, and an EPS file named x.jpg would go to Ghostscript.
+PIL_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
 SPLITS = ("train", "val", "test")
 
 
@@ -38,8 +41,13 @@ def image_files(folder):
 def load_image(path, size=None):
     """One image file as a size x size x 3 uint8 array (size None: as it is): EXIF
     orientation applied, first frame, transparency on white, any mode converted to RGB.
-    Raises on unreadable files."""
-    with Image.open(path) as image:
+    Raises on unreadable files and on content of any format but PIL_FORMATS."""
+    try:
+        opened = Image.open(path, formats=PIL_FORMATS)
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError("not a JPEG, PNG, BMP, GIF, WebP or TIFF image by its "
+                                     "content (other formats are not decoded)") from None
+    with opened as image:
         if size:
             image.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
         image = ImageOps.exif_transpose(image)

@@ -4,6 +4,8 @@ training time for nothing, and the run says so."""
 import numpy as np
 
 from imgclf.arrays import read_rows
+from imgclf.errors import UserError
+from imgclf.files import replaced_when_done
 
 C_GRID = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]  # inverse regularisation strengths tried
 
@@ -67,15 +69,71 @@ def val_figures(probe, val_x, val_y):
             "val_map": float(average_precision_score(val_y[:, present], probs[:, present]))}
 
 
-def probabilities(probe, pooled_features, class_count):
-    """The probe's class probabilities with a column for every class (the classes the train
-    split lacked get 0); for multi_label each label's own probability."""
-    from sklearn.multiclass import OneVsRestClassifier
+def as_arrays(probe, pooling, thresholds=None):
+    """The fitted pipeline as plain arrays: the scaler's mean and scale, one row of
+    coefficients and an intercept per class (per label for multi_label; one row for a binary
+    problem), the train classes' indices and multi_label's thresholds. Saved with np.savez
+    and loaded without pickle: a DVC output pulled from a remote must not be able to run code."""
+    scaler, classifier = probe[0], probe[-1]
+    if hasattr(classifier, "estimators_"):  # OneVsRestClassifier: one binary model per label
+        width = scaler.mean_.shape[0]
+        rows = [binary_rows(estimator, width) for estimator in classifier.estimators_]
+        coef = np.concatenate([row_coef for row_coef, _ in rows])
+        intercept = np.concatenate([row_intercept for _, row_intercept in rows])
+        classes = np.arange(len(rows))
+    else:
+        coef, intercept, classes = classifier.coef_, classifier.intercept_, classifier.classes_
+    return {"pooling": np.array(pooling), "mean": scaler.mean_, "scale": scaler.scale_,
+            "coef": np.asarray(coef, np.float64), "intercept": np.asarray(intercept, np.float64),
+            "classes": np.asarray(classes, np.int64),
+            "multi_label": np.array(hasattr(classifier, "estimators_")),
+            "thresholds": np.asarray([] if thresholds is None else thresholds, np.float32)}
 
-    if isinstance(probe[-1], OneVsRestClassifier):
-        return probe.predict_proba(pooled_features).astype(np.float32)
-    columns = np.zeros((len(pooled_features), class_count), np.float32)
-    columns[:, probe.classes_] = probe.predict_proba(pooled_features)
+
+def binary_rows(estimator, width):
+    """(coef [1, width], intercept [1]) of one label's model; a label that train has on every
+    image or none gets scikit-learn's constant predictor, here a saturated intercept."""
+    if hasattr(estimator, "coef_"):
+        return estimator.coef_, estimator.intercept_
+    always = float(np.ravel(estimator.y_)[0])  # _ConstantPredictor: the one value seen
+    return np.zeros((1, width)), np.array([30.0 if always else -30.0])
+
+
+def save(path, arrays):
+    """arrays (as_arrays, or {} when there is no probe: weights: none) as an .npz file."""
+    with replaced_when_done(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load(path):
+    """A saved probe's arrays, or None when the run has none; never unpickles (a file with
+    pickled content is an error naming it)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {name: saved[name] for name in saved.files}
+    except (ValueError, OSError) as error:
+        raise UserError(f"{path} is not a probe file of plain arrays ({error}); rerun the "
+                        "probe stage (dvc repro -f -s probe)") from None
+    return arrays or None
+
+
+def probabilities(arrays, pooled_features, class_count):
+    """The probe's class probabilities with a column for every class (the classes the train
+    split lacked get 0); for multi_label each label's own probability. The logistic
+    regression's own formula: softmax over the classes, a sigmoid for one row (binary) or
+    for each label (one-vs-rest)."""
+    scaled = (np.asarray(pooled_features, np.float64) - arrays["mean"]) / arrays["scale"]
+    logits = scaled @ arrays["coef"].T + arrays["intercept"]
+    if arrays["multi_label"]:
+        return (1 / (1 + np.exp(-logits))).astype(np.float32)
+    if logits.shape[1] == 1:
+        positive = 1 / (1 + np.exp(-logits[:, 0]))
+        present = np.stack([1 - positive, positive], axis=1)
+    else:
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        present = exp / exp.sum(axis=1, keepdims=True)
+    columns = np.zeros((len(scaled), class_count), np.float32)
+    columns[:, arrays["classes"]] = present
     return columns
 
 

@@ -9,7 +9,6 @@ multi_label one per label an image has or is given) for DVC's confusion-matrix p
 Without a test split, val is used and metrics.json says so.
 """
 import csv
-import pickle
 
 import keras
 import numpy as np
@@ -26,7 +25,7 @@ from imgclf.files import read_json, replaced_when_done, write_json
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
 TRANSFER_MODEL = "models/transfer.keras"
-PROBE = "models/probe.pkl"
+PROBE = "models/probe.npz"
 PROBE_METRICS = "metrics/probe.json"
 FINETUNE_METRICS = "metrics/finetune.json"
 METRICS = "metrics/metrics.json"
@@ -93,14 +92,14 @@ def write_predictions(path, files, labels, probabilities, class_names, threshold
 def probe_scores(transfer_model, images, labels, class_names, batch_size):
     """The linear probe's scores (prefixed probe_) on the frozen backbone of the model
     before fine-tuning, which made the cached features; {} without a probe."""
-    with open(PROBE, "rb") as f:
-        saved = pickle.load(f)
+    saved = probe_lib.load(PROBE)
     if saved is None:
         return {}
     features = probe_lib.backbone_features(transfer_model, batches(images, labels, batch_size),
-                                           saved["pooling"])
-    probabilities = probe_lib.probabilities(saved["probe"], features, len(class_names))
-    metrics, _ = score_with(saved.get("thresholds"), probabilities, labels, class_names)
+                                           str(saved["pooling"]))
+    probabilities = probe_lib.probabilities(saved, features, len(class_names))
+    thresholds = saved["thresholds"] if saved["multi_label"] else None
+    metrics, _ = score_with(thresholds, probabilities, labels, class_names)
     return {f"probe_{key}": value for key, value in metrics.items() if key != "n_test"}
 
 

@@ -1,12 +1,12 @@
 """probe: a logistic regression on the cached features (pooled as head.pooling pools them),
 its regularisation chosen on the validation split: the baseline every run is scored against.
 
-Writes models/probe.pkl (the scikit-learn pipeline and the pooling, for evaluate to score on
-the test split) and metrics/probe.json. Seconds: it runs on the cached features. With
-weights: none there are no features to probe; the file then holds None.
+Writes models/probe.npz (plain arrays: the pooling, the standardisation, the coefficients;
+for evaluate to score on the test split, never unpickled) and metrics/probe.json. Seconds:
+it runs on the cached features. With weights: none there are no features to probe; the file
+then holds no arrays.
 """
 import os
-import pickle
 import time
 
 import numpy as np
@@ -14,11 +14,11 @@ import numpy as np
 from imgclf import params as params_lib
 from imgclf import probe as probe_lib
 from imgclf.errors import run_stage
-from imgclf.files import replaced_when_done, write_json
+from imgclf.files import write_json
 from imgclf.multilabel import choose_thresholds
 
 FEATURES = "data/features"
-PROBE = "models/probe.pkl"
+PROBE = "models/probe.npz"
 METRICS = "metrics/probe.json"
 
 
@@ -34,19 +34,17 @@ def main():
     start = time.perf_counter()
     if len(np.load(os.path.join(FEATURES, "train_labels.npy"))) == 0:
         # weights: none: the features stage cached nothing
-        probe, metrics = None, {"C": 0.0, "val_accuracy": 0.0, "val_loss": 0.0}
+        arrays, metrics = {}, {"C": 0.0, "val_accuracy": 0.0, "val_loss": 0.0}
     else:
         (train_x, train_y), (val_x, val_y) = load_pooled("train", pooling), load_pooled("val", pooling)
         probe, metrics = probe_lib.fit(train_x, train_y, val_x, val_y, params["seed"])
-        thresholds = None
+        arrays = probe_lib.as_arrays(probe, pooling)
         if train_y.ndim == 2:  # task: multi_label: the probe's own thresholds, on val
-            val_probabilities = probe_lib.probabilities(probe, val_x, train_y.shape[1])
-            thresholds = choose_thresholds(val_probabilities, val_y)
-    with replaced_when_done(PROBE) as tmp, open(tmp, "wb") as f:
-        pickle.dump(None if probe is None else {"pooling": pooling, "probe": probe,
-                                                "thresholds": thresholds}, f)
+            val_probabilities = probe_lib.probabilities(arrays, val_x, train_y.shape[1])
+            arrays["thresholds"] = choose_thresholds(val_probabilities, val_y)
+    probe_lib.save(PROBE, arrays)
     write_json(METRICS, {**metrics, "seconds": round(time.perf_counter() - start, 1)})
-    if probe is None:
+    if not arrays:
         return "probe: no cached features (weights: none), no probe"
     return (f"probe: logistic regression on {pooling}-pooled features, C {metrics['C']:g} chosen "
             f"on val: val accuracy {metrics['val_accuracy']:.4f}")

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgclf.dataset import load_image, read_split
+from imgclf.dataset import load_image, read_split, try_load_image
 from imgclf.errors import UserError
 from imgclf.manifest import read_manifest
 from imgclf.prepare import prepare
@@ -221,3 +221,19 @@ def test_names_and_files_that_cannot_be_used_are_left_out_with_their_reason(tmp_
     prepare(str(tmp_path / "split"), str(source), str(tmp_path / "prepared"), 8, processes=1)
     images, labels, files = read_split(str(tmp_path / "prepared"), "train")
     assert len(files) == len(labels) == len(images)
+
+
+@pytest.mark.parametrize("file_format", ["PPM", "PCX", "TGA", "SGI", "EPS"])
+def test_content_of_another_format_is_not_decoded_whatever_its_name(tmp_path, file_format):
+    """Pillow picks its decoder from the content: an EPS file named x.jpg would run
+    Ghostscript. Only the listed formats are decoded; another is left out with that reason."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(buffer, format=file_format)
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(buffer.getvalue())
+    with Image.open(path) as anything:  # what an unrestricted open would take it for
+        assert anything.format == file_format
+    pixels, reason = try_load_image(str(path), 8)
+    assert pixels is None
+    assert reason == ("UnidentifiedImageError: not a JPEG, PNG, BMP, GIF, WebP or TIFF image "
+                      "by its content (other formats are not decoded)")

@@ -1,12 +1,18 @@
 """The linear probe on real backbone features (tests/informative.py): pooled as the head
 pools them, regularisation chosen on validation, and the same features at evaluation as the
 features stage cached."""
+import glob
+import os
+import pickle
+import re
+
 import numpy as np
 import pytest
 
 from imgclf import probe
+from imgclf.errors import UserError
 from imgclf.dataset import batches
-from tests.informative import assert_informative, pretrained_extractor, separable_images
+from tests.informative import ROOT, assert_informative, pretrained_extractor, separable_images
 
 
 @pytest.mark.parametrize("pooling, shape", [("avg", (2, 4)), ("max", (2, 4)), ("flatten", (2, 36))])
@@ -38,7 +44,7 @@ def test_the_probe_learns_real_features_and_picks_its_regularisation_on_val():
     fitted, figures = probe.fit(*features["train"], *features["val"], seed=0)
     assert figures["C"] in probe.C_GRID and figures["val_accuracy"] == 1.0
     test_x, test_y = features["test"]
-    probabilities = probe.probabilities(fitted, test_x, 3)
+    probabilities = probe.probabilities(probe.as_arrays(fitted, "avg"), test_x, 3)
     assert_informative(probabilities, test_y)
     # Shuffled training labels: the probe can learn nothing, and validation shows it.
     shuffled = np.random.default_rng(0).permutation(features["train"][1])
@@ -49,7 +55,7 @@ def test_the_probe_learns_real_features_and_picks_its_regularisation_on_val():
 def test_a_class_missing_from_train_gets_a_zero_column():
     x = np.array([[0.0], [0.1], [1.0], [1.1]])
     fitted, _ = probe.fit(x, np.array([0, 0, 2, 2]), x, np.array([0, 0, 2, 2]))
-    columns = probe.probabilities(fitted, x, 3)
+    columns = probe.probabilities(probe.as_arrays(fitted, "avg"), x, 3)
     assert columns.shape == (4, 3) and (columns[:, 1] == 0).all()
     assert columns.argmax(axis=1).tolist() == [0, 0, 2, 2]
 
@@ -62,3 +68,52 @@ def test_evaluation_features_equal_the_cached_ones(classifier):
     from_model = probe.backbone_features(classifier, batches(images, labels, 5), "avg")
     cached = probe.pool(pretrained_extractor().predict(images, verbose=0).astype(np.float16), "avg")
     np.testing.assert_allclose(from_model, cached, atol=2e-2 * np.abs(cached).max())
+
+
+@pytest.mark.parametrize("labels", [
+    np.arange(60) % 2,                                   # binary: one row of coefficients
+    np.arange(60) % 4,                                   # softmax over four classes
+    (np.arange(60)[:, None] % [2, 3, 5] == 0).astype(np.uint8),  # one-vs-rest, three labels
+    np.stack([np.arange(60) % 2, np.ones(60, int)], axis=1).astype(np.uint8),  # a constant label
+])
+def test_the_saved_arrays_give_scikit_learns_probabilities(tmp_path, labels):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)) + (np.asarray(labels).reshape(60, -1)[:, :1] * 2.0)
+    fitted, _ = probe.fit(x, labels, x, labels, seed=0)
+    probe.save(str(tmp_path / "probe.npz"), probe.as_arrays(fitted, "max", thresholds=[0.5]))
+    loaded = probe.load(str(tmp_path / "probe.npz"))
+    count = labels.shape[1] if labels.ndim == 2 else 4 if labels.max() == 3 else 2
+    expected = fitted.predict_proba(x)
+    np.testing.assert_allclose(probe.probabilities(loaded, x, count), expected, atol=1e-5)
+    assert str(loaded["pooling"]) == "max" and loaded["thresholds"].tolist() == [0.5]
+
+
+class Exploit:
+    """Pickled, it runs code when loaded: what a tampered models/probe.npz from a remote or
+    the run cache could hold."""
+    def __reduce__(self):
+        return (open, (os.environ["PROBE_EXPLOIT_MARKER"], "w"))
+
+
+def test_a_probe_file_that_would_run_code_is_refused_unrun(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("PROBE_EXPLOIT_MARKER", str(marker))
+    raw = tmp_path / "raw.npz"
+    raw.write_bytes(pickle.dumps(Exploit()))
+    in_npz = tmp_path / "in_npz.npz"
+    np.savez(in_npz, mean=np.array([Exploit()], dtype=object))
+    for path in (raw, in_npz):
+        with pytest.raises(UserError, match="not a probe file of plain arrays"):
+            probe.load(str(path))
+    assert not marker.exists()
+
+
+def test_nothing_in_the_project_unpickles():
+    sources = glob.glob(os.path.join(ROOT, "imgclf", "*.py")) + glob.glob(
+        os.path.join(ROOT, "stages", "*.py"))
+    for path in sources:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        loading = re.findall(r"import (?:c?pickle|joblib|dill)|from (?:pickle|joblib) |"
+                             r"pickle\.loads?\(|allow_pickle=True|pd\.read_pickle", text)
+        assert loading == [], path
