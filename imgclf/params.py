@@ -209,7 +209,34 @@ def validate(values):
                         f"least {smallest} (or null for its native {backbones.native_size(params['model'])})")
     _check_resolution(params)
     _check_labels_file(params["data"])
+    _check_data_dir(params["data"]["dir"])
     return params
+
+
+def stage_outputs(pipeline="dvc.yaml"):
+    """{output path: stage} of every stage in dvc.yaml (none when there is no dvc.yaml)."""
+    try:
+        with open(pipeline, encoding="utf-8") as f:
+            stages = yaml.safe_load(f).get("stages", {})
+    except FileNotFoundError:
+        return {}
+    outputs = {}
+    for name, stage in stages.items():
+        for key in ("outs", "metrics", "plots"):
+            for out in stage.get(key, []):
+                outputs[next(iter(out)) if isinstance(out, dict) else out] = name
+    return outputs
+
+
+def _check_data_dir(data_dir):
+    # DVC deletes a stage's outputs before rerunning it: images there would be lost. The
+    # sample stage's own folder is the default, and that stage guards it (imgclf.sample).
+    for output, stage in stage_outputs().items():
+        inside = os.path.relpath(os.path.abspath(data_dir), os.path.abspath(output))
+        if stage != "sample" and not inside.startswith(".."):
+            raise UserError(f"params.yaml: data.dir {data_dir!r} is inside {output}, an output "
+                            f"of the {stage} stage, which DVC deletes and rewrites; put your "
+                            "images in a folder of their own")
 
 
 def _check_labels_file(data):
