@@ -70,12 +70,13 @@ MANAGED_ARGS = {"include_top", "weights", "input_tensor", "input_shape", "poolin
 
 # Constructor arguments a user may set under backbones.<name>: the constructor's parameters
 # less MANAGED_ARGS, written out so that validating params needs no TensorFlow import
-# (tests/test_backbones.py checks them against keras.applications' signatures).
+# (tests/test_backbones.py checks them against keras.applications' signatures), each with the
+# values Keras has ImageNet weights for (None: any valid value).
 EXTRA_ARGS = {
-    "mobilenet": ("alpha", "depth_multiplier", "dropout"),
-    "mobilenet_v2": ("alpha",),
-    "mobilenet_v3_small": ("alpha", "dropout_rate", "minimalistic"),
-    "mobilenet_v3_large": ("alpha", "dropout_rate", "minimalistic"),
+    "mobilenet": {"alpha": (0.25, 0.5, 0.75, 1.0), "depth_multiplier": (1,), "dropout": None},
+    "mobilenet_v2": {"alpha": (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)},
+    "mobilenet_v3_small": {"alpha": (0.75, 1.0), "dropout_rate": None, "minimalistic": None},
+    "mobilenet_v3_large": {"alpha": (0.75, 1.0), "dropout_rate": None, "minimalistic": None},
 }
 
 
@@ -109,6 +110,11 @@ def extra_args(name):
     return list(EXTRA_ARGS.get(name, ()))
 
 
+def imagenet_values(name, arg):
+    """The values of backbones.<name>.<arg> that Keras has ImageNet weights for, or None."""
+    return EXTRA_ARGS[name][arg]
+
+
 def keras_cache_dir():
     """Where keras.utils.get_file looks for weights: $KERAS_HOME/models, ~/.keras/models,
     or /tmp/.keras/models when neither is writable. Keras reads KERAS_HOME at import."""
@@ -135,6 +141,15 @@ def build_backbone(name, weights, image_size, extra=None):
             warnings.filterwarnings("ignore", message=".*will be loaded as the default")
             model = constructor(name)(include_top=False, weights=keras_weights,
                                       input_shape=input_shape, **(extra or {}))
+    except OSError as error:  # h5py: a file it cannot read
+        raise UserError(unreadable_weights(name, weights, error)) from None
+    except ValueError as error:  # load_weights: a file made for another architecture
+        if weights in ("imagenet", "none") or "mismatch" not in str(error):
+            raise
+        raise UserError(f"params.yaml: weights {weights!r} does not fit {name} with "
+                        f"backbones.{name} {extra or {}} ({str(error).splitlines()[0]}); give "
+                        "weights saved from this backbone without its top, imagenet or "
+                        "none") from None
     except Exception as error:  # keras raises a bare Exception when a download fails
         url = re.search(r"URL fetch failure on (\S+): ", str(error))
         if not url:
@@ -147,6 +162,40 @@ def build_backbone(name, weights, image_size, extra=None):
             f"or set weights: none in params.yaml to train from random weights") from None
     model.name = "backbone"
     return model
+
+
+def unreadable_weights(name, weights, error):
+    """The one line for a weights file h5py cannot read: the weights param's file, or the
+    damaged file in Keras' cache (Keras checks no hash for most backbones, so a download
+    cut off leaves a truncated file that every later run would trip over)."""
+    reason = str(error).splitlines()[0]
+    if weights != "imagenet":
+        return (f"params.yaml: weights {weights!r} cannot be read as a Keras weights file "
+                f"({reason}); give a complete .h5 or .weights.h5 file, imagenet or none")
+    import h5py
+
+    cache = keras_cache_dir()
+    damaged = []
+    for file in sorted(os.listdir(cache)) if os.path.isdir(cache) else []:
+        try:
+            h5py.File(os.path.join(cache, file), "r").close()
+        except OSError:
+            damaged.append(os.path.join(cache, file))
+    where = damaged[0] if len(damaged) == 1 else f"a file in {cache} ({', '.join(damaged)})"
+    return (f"the ImageNet weights of {name} in {where} cannot be read ({reason}), likely an "
+            f"interrupted download: delete the file and run again to download it afresh")
+
+
+def weights_record(weights):
+    """What identifies the weights param's weights: the value, and for a file its size and
+    SHA-256 (params.yaml holds only its path: DVC would not see a file replaced under it)."""
+    import hashlib
+
+    if weights in ("imagenet", "none"):
+        return {"weights": weights}
+    with open(weights, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return {"weights": weights, "bytes": os.path.getsize(weights), "sha256": digest}
 
 
 def describe():

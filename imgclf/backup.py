@@ -26,11 +26,19 @@ CALLBACK_STATE = {"EarlyStopping": ("wait", "best", "best_epoch", "stopped_epoch
 
 
 def fingerprint(params, paths):
-    """sha256 of the params (any JSON-able value), of every file below paths and of the
-    project's code (a resumed run must not mix two versions of it)."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    """sha256 of the params (a dict), of every file below paths (the stage's inputs and its
+    own script), of a weights file the params name, of the project's library code and of
+    the versions of TensorFlow, Keras and NumPy: a resumed run must not mix two versions of
+    any of them."""
+    import keras
+    import tensorflow as tf
+
+    versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+    made_from = {"params": params, "versions": versions}
+    digest = hashlib.sha256(json.dumps(made_from, sort_keys=True, default=str).encode())
     code = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "*.py")))
-    for path in [*paths, *code]:
+    weights = [params["weights"]] if params.get("weights") not in (None, "imagenet", "none") else []
+    for path in [*paths, *weights, *code]:
         files = [path] if os.path.isfile(path) else sorted(
             os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
         for file in files:

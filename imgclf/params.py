@@ -107,8 +107,31 @@ def backbones_value(key, value):
             if arg not in allowed:
                 raise UserError(f"params.yaml: unknown key {key}.{name}.{arg}; "
                                 f"{name} accepts: {', '.join(allowed) or 'nothing'}")
+            BACKBONE_ARGS[arg](f"{key}.{name}.{arg}", args[arg])
         value[name] = args
     return value
+
+
+# What each backbone constructor argument may be (keras.applications' own limits).
+BACKBONE_ARGS = {
+    "alpha": number(0.0, 10.0, low_open=True),
+    "depth_multiplier": integer(1, 64),
+    "dropout": number(0.0, 0.95),
+    "dropout_rate": number(0.0, 0.95),
+    "minimalistic": one_of([False, True]),
+}
+
+
+def _check_imagenet_args(params):
+    # Keras has ImageNet weights for a few values only; another fails deep inside Keras.
+    if params["weights"] != "imagenet":
+        return
+    name = params["model"]
+    for arg, value in backbone_args(params).items():
+        allowed = backbones.imagenet_values(name, arg)
+        if allowed is not None and value not in allowed:
+            _fail(f"backbones.{name}.{arg}", value, "with weights: imagenet one of: "
+                  + ", ".join(map(str, allowed)) + " (any with weights: none or a file)")
 
 
 fraction = number(0.0, 1.0)
@@ -137,7 +160,7 @@ SCHEMA = {
     "model": one_of(list(backbones.REGISTRY)),
     "weights": weights_value,
     "image_size": optional(integer(32, 2048)),
-    "seed": integer(0),
+    "seed": integer(0, 2**32 - 1),  # TensorFlow's and iterative stratification's limit
     "task": one_of(["single_label", "multi_label"]),
     "data": {"dir": text, "labels": optional(text), "label_separator": text,
              "max_bad_rows": fraction},
@@ -208,6 +231,7 @@ def validate(values):
         raise UserError(f"params.yaml: image_size is {size}; {params['model']} needs at "
                         f"least {smallest} (or null for its native {backbones.native_size(params['model'])})")
     _check_resolution(params)
+    _check_imagenet_args(params)
     _check_labels_file(params["data"])
     _check_data_dir(params["data"]["dir"])
     return params

@@ -81,16 +81,9 @@ def prepare_split(items, labels, folder, size, pool, seen):
     return unreadable, duplicates
 
 
-def prepare(split_dir, data_dir, output, size, max_unreadable=1.0, separator=None,
-            processes=None):
-    """Every split of split_dir's manifest, read from data_dir, into output. separator: the
-    labels' (multi_label), or None for one class per image. Returns counts per split and
-    the files left out; more than max_unreadable unreadable (a fraction) is an error."""
-    with open(os.path.join(split_dir, "classes.json"), encoding="utf-8") as f:
-        classes = json.load(f)
-    rows = read_manifest(split_dir, separator)
-    tmp = output + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+def prepare_splits(rows, classes, data_dir, folder, size, separator, processes):
+    """Each split of the manifest's rows into folder/<split>/; counts per split and the
+    unreadable files and the cross-split duplicates left out."""
     counts, unreadable, duplicates, seen = {}, [], [], {}
     # spawn, not fork: the parent may have TensorFlow's threads loaded (params validation).
     with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
@@ -101,14 +94,35 @@ def prepare(split_dir, data_dir, output, size, max_unreadable=1.0, separator=Non
             items = [(os.path.join(data_dir, file), digest)
                      for file, digest in zip(members["file"], members["sha256"])]
             labels = label_array(members, classes, separator is not None)
-            bad, same = prepare_split(items, labels, os.path.join(tmp, split), size, pool, seen)
+            bad, same = prepare_split(items, labels, os.path.join(folder, split), size, pool, seen)
             unreadable, duplicates = unreadable + bad, duplicates + same
             counts[split] = len(items) - len(bad) - len(same)
+    return counts, unreadable, duplicates
+
+
+def prepare(split_dir, data_dir, output, size, max_unreadable=1.0, separator=None,
+            processes=None):
+    """Every split of split_dir's manifest, read from data_dir, into output. separator: the
+    labels' (multi_label), or None for one class per image. Returns counts per split and
+    the files left out; more than max_unreadable unreadable (a fraction) is an error."""
+    with open(os.path.join(split_dir, "classes.json"), encoding="utf-8") as f:
+        classes = json.load(f)
+    rows = read_manifest(split_dir, separator)
+    tmp = output + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        counts, unreadable, duplicates = prepare_splits(rows, classes, data_dir, tmp, size,
+                                                        separator, processes)
+    except BaseException:  # a full disk, Ctrl-C, a changed file: no half-written copy left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.copy(os.path.join(split_dir, "classes.json"), tmp)
     with open(os.path.join(tmp, "skipped.csv"), "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("file", "reason"), *unreadable, *duplicates])
     total = sum(counts.values()) + len(unreadable) + len(duplicates)
     if len(unreadable) > max_unreadable * total:
+        for split in counts:  # the list stays for the message; the arrays (maybe GBs) go
+            os.remove(os.path.join(tmp, split, "images.npy"))
         raise UserError(f"{len(unreadable)} of {total} images could not be read, more than "
                         f"preprocess.max_unreadable ({max_unreadable:g}); they are listed in "
                         f"{tmp}/skipped.csv")

@@ -9,12 +9,12 @@ import hashlib
 import io
 import json
 import os
-import shutil
 
 import numpy as np
 from PIL import Image
 
 from imgclf.errors import UserError
+from imgclf.files import replaced_when_done
 
 WRITTEN = ".written.json"  # {file: sha256} of what the stage wrote (hidden: split skips it)
 
@@ -70,14 +70,11 @@ def write_digits(output, resolution):
         raise UserError(f"{foreign[0]}{more} in {output}/ were not written by the sample stage, "
                         f"which rewrites {output}/; move them to a folder of your own (e.g. "
                         f"my_images/) and set data.dir to it")
-    tmp = output + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for relative, data in files.items():
-        os.makedirs(os.path.join(tmp, os.path.dirname(relative)), exist_ok=True)
-        with open(os.path.join(tmp, relative), "wb") as f:
-            f.write(data)
-    with open(os.path.join(tmp, WRITTEN), "w", encoding="utf-8") as f:
-        json.dump({relative: digest(data) for relative, data in files.items()}, f)
-    shutil.rmtree(output, ignore_errors=True)
-    os.replace(tmp, output)
+    with replaced_when_done(output) as tmp:
+        for relative, data in files.items():
+            os.makedirs(os.path.join(tmp, os.path.dirname(relative)), exist_ok=True)
+            with open(os.path.join(tmp, relative), "wb") as f:
+                f.write(data)
+        with open(os.path.join(tmp, WRITTEN), "w", encoding="utf-8") as f:
+            json.dump({relative: digest(data) for relative, data in files.items()}, f)
     return len(files)

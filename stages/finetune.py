@@ -93,7 +93,7 @@ def main():
     train = (train_batches, steps_per_epoch(len(train_labels), phase["batch_size"]))
     val = one_hot(batches(val_images, val_labels, phase["batch_size"]), count)
 
-    made_from = backup_lib.fingerprint(params, [PREPARED, HEAD, TRANSFER_METRICS])
+    made_from = backup_lib.fingerprint(params, [PREPARED, HEAD, TRANSFER_METRICS, __file__])
     if os.path.isdir(LIVE):
         shutil.rmtree(LIVE)
     shutil.copytree(TRANSFER_LIVE, LIVE)  # fine-tuning's steps follow transfer's

@@ -64,9 +64,22 @@ def test_validating_params_imports_no_tensorflow():
     """The data stages (sample, split, preprocess) load params: 4 s of TensorFlow import each
     if validation needed Keras."""
     code = ("import sys, yaml; from imgclf import params; "
-            "params.validate(yaml.safe_load(open('params.yaml', encoding="utf-8"))); "
+            "params.validate(yaml.safe_load(open('params.yaml', encoding='utf-8'))); "
             "import stages.sample, stages.split, stages.preprocess; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_entry_point_lets_gpu_memory_grow_unless_the_user_says_otherwise():
+    """Two queued experiments on one GPU: without memory growth the first takes it all."""
+    code = ("import os, imgclf.predict, tensorflow; "
+            "print(os.environ.get('TF_FORCE_GPU_ALLOW_GROWTH'))")
+    env = {key: value for key, value in os.environ.items() if key != "TF_FORCE_GPU_ALLOW_GROWTH"}
+    for setting, expected in [(None, "true"), ("false", "false")]:
+        if setting:
+            env["TF_FORCE_GPU_ALLOW_GROWTH"] = setting
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                                text=True, env=env)
+        assert result.stdout.strip().splitlines()[-1] == expected, result.stderr[-2000:]

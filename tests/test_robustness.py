@@ -42,3 +42,29 @@ def test_the_same_seed_gives_the_same_metrics(tiny_dvc_repo, dvc_repo):
     assert json.loads(first[1]["metrics/metrics.json"])["accuracy"] >= 0.9
     run(dvc_repo, "dvc", "repro", "--force")
     assert results(dvc_repo) == first
+
+
+def test_every_temporary_name_the_project_uses_is_ignored_by_git():
+    from tests.informative import ROOT
+
+    names = ["models/model.tmp.keras", "models/transfer.tmp.keras", "metrics/metrics.tmp.json",
+             "plots/report.tmp.html", "plots/confusion.tmp.csv", "models/probe.tmp.npz",
+             "data/prepared.tmp/train/images.npy", "data/sample.tmp/3/0003.png",
+             "models/export.tmp/labels.txt", "backups/finetune/latest.tmp", "data/weights.tmp.json"]
+    result = run(ROOT, "git", "check-ignore", "--no-index", *names)
+    assert sorted(result.split()) == sorted(names)
+
+
+def test_a_failed_preprocess_leaves_no_temporary_copy(tmp_path):
+    from imgclf.errors import UserError
+    from imgclf.prepare import prepare
+    from imgclf.splitting import split_dataset
+    from tests.conftest import write_images
+
+    source = write_images(str(tmp_path / "photos"), ["a", "b"], per_class=10)
+    split_dataset(source, str(tmp_path / "split"), (0.5, 0.5), seed=0)
+    with open(os.path.join(source, "b", "img_009.png"), "ab") as f:
+        f.write(b"changed after the split")  # stops preprocess in the middle of a split
+    with pytest.raises(UserError, match="changed since the split"):
+        prepare(str(tmp_path / "split"), source, str(tmp_path / "prepared"), 8, processes=1)
+    assert sorted(os.listdir(tmp_path)) == ["photos", "split"]
