@@ -48,13 +48,21 @@ def split_folders(data_dir):
     return found if "train" in found and len(found) > 1 else {}
 
 
-def describe_layout(folders):
-    """The split stage's words for a layout: {split: folder name}, or {} for class folders."""
+def unused_folders(data_dir, folders):
+    """The top-level folders of a pre-split data_dir that are not split folders."""
+    return [name for name in class_folders(data_dir) if folders and not split_of(name)]
+
+
+def describe_layout(data_dir):
+    """The split stage's words for data_dir's layout, naming the folders it does not use."""
+    folders = split_folders(data_dir)
     if not folders:
         return "class folders"
     names = " ".join(f"{folders[split]}/" for split in SPLITS if split in folders)
     carved = "" if "val" in folders else f", val carved out of {folders['train']}/"
-    return f"pre-split folders {names}{carved}"
+    unused = ", ".join(f"{name}/" for name in unused_folders(data_dir, folders))
+    return f"pre-split folders {names}{carved}" + (f"; not a split, not used: {unused}"
+                                                   if unused else "")
 
 
 def class_folders(folder):
@@ -74,11 +82,13 @@ def from_folders(data_dir):
     folders = split_folders(data_dir)
     roots = {"": data_dir}
     if folders:
-        roots = {split if "val" in folders or split != "train" else "":
-                 os.path.join(data_dir, name) for split, name in folders.items()}
+        # Without a val folder, train's rows get no split: the split carves val out of them.
+        carve = "val" not in folders
+        roots = {"" if carve and split == "train" else split: os.path.join(data_dir, name)
+                 for split, name in folders.items()}
     skipped = [(os.path.join(data_dir, name), "not a split folder (train, val, valid, "
                 "validation, test, testing): left out")
-               for name in class_folders(data_dir) if folders and not split_of(name)]
+               for name in unused_folders(data_dir, folders)]
     skipped += [(path, "image outside any class folder: left out")
                 for root in roots.values() for path in loose_images(root)]
     rows = []

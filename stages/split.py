@@ -6,7 +6,7 @@ read. What is left out, and why, is listed in data/split/skipped.csv (imgclf.spl
 """
 from imgclf import params as params_lib
 from imgclf.errors import run_stage
-from imgclf.labels import describe_layout, split_folders
+from imgclf.labels import describe_layout
 from imgclf.splitting import split_dataset
 
 OUTPUT = "data/split"
@@ -19,11 +19,9 @@ def main():
         split["train"], split["val"])
     counts, skipped = split_dataset(data["dir"], OUTPUT, ratios, params["seed"], data["labels"],
                                     params["task"], data["label_separator"], data["max_bad_rows"])
-    layout = "a CSV of labels" if data["labels"] else describe_layout(split_folders(data["dir"]))
-    unused = [path for path, reason in skipped if reason.startswith("not a split folder")]
-    not_used = f"; not a split, not used: {', '.join(unused)}" if unused else ""
+    layout = "a CSV of labels" if data["labels"] else describe_layout(data["dir"])
     source = data["labels"] or data["dir"]
-    return (f"split: {source} ({layout}{not_used}) -> {OUTPUT}/manifest.csv: {counts}; "
+    return (f"split: {source} ({layout}) -> {OUTPUT}/manifest.csv: {counts}; "
             f"{len(skipped)} left out (listed in {OUTPUT}/skipped.csv)")
 
 
