@@ -194,3 +194,15 @@ def test_features_beyond_float16_range_stop_the_stage():
         float16_rows(np.array([[1.5, -70000.0]]), "train.npy")
     with pytest.raises(UserError, match="nan"):
         float16_rows(np.array([[np.nan]]), "train.npy")
+
+
+def test_the_below_probe_note_is_not_fooled_by_float32_rounding(tmp_path, monkeypatch):
+    from imgclf.files import write_json
+    from stages.evaluate import below_probe_note
+
+    monkeypatch.chdir(tmp_path)
+    write_json("metrics/probe.json", {"val_accuracy": 53 / 55})
+    write_json("metrics/finetune.json", {"best_val_accuracy": float(np.float32(53 / 55))})
+    assert below_probe_note() == ""
+    write_json("metrics/finetune.json", {"best_val_accuracy": 52 / 55})
+    assert "below the linear probe on val (0.9455 against 0.9636)" in below_probe_note()
