@@ -18,6 +18,7 @@ from PIL import Image
 
 from benchmarks.recipe import FLOWERS, flowers_params, use_shared_weights
 from benchmarks.scale import ROOT, project_copy, run
+from imgclf.dataset import PIL_FORMATS
 
 PAIRS = 1600
 SINGLES = 500
@@ -41,7 +42,7 @@ def write_dataset(folder):
         photos_here = [next(photos)] if index >= PAIRS else [next(photos), next(photos)]
         canvas = Image.new("RGB", (256, 256), (128, 128, 128))
         for quarter, (path, _) in zip(np.random.default_rng(index).permutation(4), photos_here):
-            with Image.open(path) as photo:
+            with Image.open(path, formats=PIL_FORMATS) as photo:
                 corner = (128 * int(quarter % 2), 128 * int(quarter // 2))
                 canvas.paste(photo.convert("RGB").resize((128, 128)), corner)
         name = f"images/{index:04d}.jpg"

@@ -2,6 +2,7 @@
 import os
 import re
 import warnings
+import zipfile
 
 # How each family's layers group into blocks, for unfreezing by block: a regular expression
 # searched in each layer name and the block name made from its match. A layer that matches
@@ -143,8 +144,9 @@ def build_backbone(name, weights, image_size, extra=None):
                                       input_shape=input_shape, **(extra or {}))
     except OSError as error:  # h5py: a file it cannot read
         raise UserError(unreadable_weights(name, weights, error)) from None
-    except ValueError as error:  # load_weights: a file made for another architecture
-        if weights in ("imagenet", "none") or "mismatch" not in str(error):
+    except (ValueError, KeyError, zipfile.BadZipFile) as error:
+        # load_weights on a file of another architecture, or not a Keras weights file at all
+        if weights in ("imagenet", "none"):
             raise
         raise UserError(f"params.yaml: weights {weights!r} does not fit {name} with "
                         f"backbones.{name} {extra or {}} ({str(error).splitlines()[0]}); give "
@@ -175,13 +177,19 @@ def unreadable_weights(name, weights, error):
     import h5py
 
     cache = keras_cache_dir()
+    try:
+        weight_files = sorted(file for file in os.listdir(cache) if file.endswith(".h5"))
+    except OSError:
+        weight_files = []
     damaged = []
-    for file in sorted(os.listdir(cache)) if os.path.isdir(cache) else []:
+    for file in weight_files:
         try:
             h5py.File(os.path.join(cache, file), "r").close()
         except OSError:
             damaged.append(os.path.join(cache, file))
-    where = damaged[0] if len(damaged) == 1 else f"a file in {cache} ({', '.join(damaged)})"
+    if not damaged:  # not a damaged file: a full disk, a cache folder that cannot be written
+        return f"the ImageNet weights of {name} could not be loaded into {cache} ({reason})"
+    where = damaged[0] if len(damaged) == 1 else f"one of {', '.join(damaged)}"
     return (f"the ImageNet weights of {name} in {where} cannot be read ({reason}), likely an "
             f"interrupted download: delete the file and run again to download it afresh")
 

@@ -89,8 +89,9 @@ def from_folders(data_dir):
     skipped = [(os.path.join(data_dir, name), "not a split folder (train, val, valid, "
                 "validation, test, testing): left out")
                for name in unused_folders(data_dir, folders)]
+    tops = ([data_dir] if folders else []) + list(roots.values())
     skipped += [(path, "image outside any class folder: left out")
-                for root in roots.values() for path in loose_images(root)]
+                for root in tops for path in loose_images(root)]
     rows = []
     for split, root in roots.items():
         for name in class_folders(root):

@@ -62,9 +62,12 @@ def list_of(check, example):
 def weights_value(key, value):
     if value in ("imagenet", "none"):
         return value
-    if isinstance(value, str) and os.path.isfile(value):
+    # The files Keras' load_weights reads: .weights.h5 or legacy .h5/.hdf5, or a .keras model.
+    if isinstance(value, str) and os.path.isfile(value) and value.endswith(
+            (".h5", ".hdf5", ".keras")):
         return value
-    _fail(key, value, "imagenet, none, or the path of an existing weights file")
+    _fail(key, value, "imagenet, none, or the path of an existing weights file "
+                      "(.weights.h5, .h5, .hdf5 or .keras)")
 
 
 def unfreeze_value(key, value):
@@ -129,6 +132,8 @@ def _check_imagenet_args(params):
     name = params["model"]
     for arg, value in backbone_args(params).items():
         allowed = backbones.imagenet_values(name, arg)
+        if backbone_args(params).get("minimalistic") and arg == "alpha":
+            allowed = (1.0,)  # Keras has minimalistic MobileNetV3 weights at alpha 1.0 only
         if allowed is not None and value not in allowed:
             _fail(f"backbones.{name}.{arg}", value, "with weights: imagenet one of: "
                   + ", ".join(map(str, allowed)) + " (any with weights: none or a file)")

@@ -113,12 +113,12 @@ def prepare(split_dir, data_dir, output, size, max_unreadable=1.0, separator=Non
     try:
         counts, unreadable, duplicates = prepare_splits(rows, classes, data_dir, tmp, size,
                                                         separator, processes)
+        shutil.copy(os.path.join(split_dir, "classes.json"), tmp)
+        with open(os.path.join(tmp, "skipped.csv"), "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows([("file", "reason"), *unreadable, *duplicates])
     except BaseException:  # a full disk, Ctrl-C, a changed file: no half-written copy left
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.copy(os.path.join(split_dir, "classes.json"), tmp)
-    with open(os.path.join(tmp, "skipped.csv"), "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([("file", "reason"), *unreadable, *duplicates])
     total = sum(counts.values()) + len(unreadable) + len(duplicates)
     if len(unreadable) > max_unreadable * total:
         for split in counts:  # the list stays for the message; the arrays (maybe GBs) go

@@ -1,6 +1,8 @@
 """The linear probe: a logistic regression on the frozen backbone's pooled features, the
 simplest baseline of a run. A head (or a fine-tuned model) that scores below it has cost
 training time for nothing, and the run says so."""
+import zipfile
+
 import numpy as np
 
 from imgclf.arrays import read_rows
@@ -69,6 +71,10 @@ def val_figures(probe, val_x, val_y):
             "val_map": float(average_precision_score(val_y[:, present], probs[:, present]))}
 
 
+PROBE_ARRAYS = ("pooling", "mean", "scale", "coef", "intercept", "classes", "multi_label",
+                "thresholds")
+
+
 def as_arrays(probe, pooling, thresholds=None):
     """The fitted pipeline as plain arrays: the scaler's mean and scale, one row of
     coefficients and an intercept per class (per label for multi_label; one row for a binary
@@ -111,9 +117,14 @@ def load(path):
     try:
         with np.load(path, allow_pickle=False) as saved:
             arrays = {name: saved[name] for name in saved.files}
-    except (ValueError, OSError) as error:
-        raise UserError(f"{path} is not a probe file of plain arrays ({error}); rerun the "
-                        "probe stage (dvc repro -f -s probe)") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        arrays, reason = None, str(error)
+    else:
+        missing = sorted(set(PROBE_ARRAYS) - set(arrays))
+        reason = f"no {missing[0]} array" if arrays and missing else None
+    if reason:
+        raise UserError(f"{path} is not a probe file of plain arrays ({reason}); rerun the "
+                        "probe stage (dvc repro -f -s probe)")
     return arrays or None
 
 

@@ -47,17 +47,31 @@ def foreign_files(output, files):
     except (FileNotFoundError, ValueError):
         written = {}
     foreign = []
-    for root, _, names in os.walk(output):
+    for root, dirs, names in os.walk(output):
+        # The stage writes no links: a linked file or folder is the user's (os.walk would not
+        # look inside a linked folder, and the rewrite would delete the link).
+        foreign += [os.path.join(root, name) for name in dirs
+                    if os.path.islink(os.path.join(root, name))]
         for name in sorted(names):
             path = os.path.join(root, name)
             relative = os.path.relpath(path, output).replace(os.sep, "/")
-            if relative == WRITTEN:
-                continue
-            with open(path, "rb") as f:
-                sha = digest(f.read())
-            if sha not in (written.get(relative), relative in files and digest(files[relative])):
+            if relative != WRITTEN and not own_file(path, written.get(relative),
+                                                    files.get(relative)):
                 foreign.append(path)
     return sorted(foreign)
+
+
+def own_file(path, recorded_sha, data):
+    """Whether the file at path is one the stage wrote: its bytes are those it recorded, or
+    those it writes now; a link or a file it cannot read is not."""
+    if os.path.islink(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            sha = digest(f.read())
+    except OSError:
+        return False
+    return sha == recorded_sha or (data is not None and sha == digest(data))
 
 
 def write_digits(output, resolution):

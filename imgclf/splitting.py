@@ -9,6 +9,7 @@ groups, or several labels per image, whole groups are split by iterative stratif
 """
 import os
 import random
+import stat
 
 import numpy as np
 
@@ -48,6 +49,8 @@ def digest_or_reason(data_dir, file):
     if file.splitlines() != [file]:
         return "", "file name holds a line break or another line separator: left out (rename it)"
     try:
+        if not stat.S_ISREG(os.stat(os.path.join(data_dir, file)).st_mode):
+            return "", "not a regular file (a pipe or a device): left out"
         return file_digest(os.path.join(data_dir, file)), None
     except OSError as error:
         return "", f"cannot be read ({type(error).__name__}: {error.strerror}): left out"
@@ -168,6 +171,12 @@ def assign_splits(rows, ratios, seed, task, source):
     classes = sorted({name for labels in rows["labels"] for name in labels})
     if len(classes) < 2 and task == "single_label":
         check_classes(rows, classes, task, source, None)
+    trainable = rows["split"].isin(["train", ""])
+    reachable = {name for labels in rows.loc[trainable, "labels"] for name in labels}
+    unreachable = sorted(set(classes) - reachable)
+    if unreachable:  # only in a given val or test split: no seed or ratio can fix it
+        raise UserError(f"{source}: val/test have classes that train does not: "
+                        f"{', '.join(unreachable)}")
     todo = rows["split"] == ""
     if todo.any():
         if task == "single_label" and not (rows["group"] != "").any():

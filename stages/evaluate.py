@@ -107,8 +107,8 @@ def below_probe_note():
     """A clause for the summary when the final model is below the probe on validation."""
     probe = read_json(PROBE_METRICS)["val_accuracy"]
     final = read_json(FINETUNE_METRICS)["best_val_accuracy"]
-    # Rounded: Keras' float32 accuracy of 53/55 is a hair below scikit-learn's float64 one.
-    if round(final, 6) >= round(probe, 6):
+    # Keras' float32 accuracy of 53/55 is a hair below scikit-learn's float64 one.
+    if final >= probe - 1e-6:
         return ""
     return (f"; the final model is below the linear probe on val ({final:.4f} against "
             f"{probe:.4f}): its head or fine-tuning cost time for nothing")

@@ -23,6 +23,8 @@ def imported_modules(path):
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
     files = {name.replace(".", "/") + ".py" for name in names}
+    if any(name.split(".")[0] == "imgclf" for name in names):
+        files.add("imgclf/__init__.py")  # runs before any module of the package
     return {file for file in files if file.startswith(("imgclf/", "stages/"))
             and os.path.exists(os.path.join(ROOT, file))}
 

@@ -2,6 +2,7 @@
 Roboflow's train/ valid/ test/, Ultralytics' (and many Kaggle sets') train/ test/, FiftyOne's
 and TFDS' train/ validation/ test/, in any case."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -71,10 +72,12 @@ def test_a_top_level_folder_that_is_not_a_split_is_named_not_dropped_silently(tm
     write_images(str(source / "extras"), CLASSES, per_class=2)
     write_images(str(source / "train"), ["loose"], per_class=1)
     os.replace(source / "train" / "loose" / "img_000.png", source / "train" / "stray.png")
+    shutil.copy(source / "train" / "stray.png", source / "top.png")  # beside the split folders
     counts, skipped = split_dataset(str(source), str(tmp_path / "split"), (0.7, 0.2, 0.1), seed=0)
     reasons = dict(skipped)
     assert reasons[str(source / "extras")].startswith("not a split folder")
     assert reasons[str(source / "train" / "stray.png")] == "image outside any class folder: left out"
+    assert reasons[str(source / "top.png")] == "image outside any class folder: left out"
     assert counts == {"train": 20, "val": 20}
 
 
@@ -106,3 +109,10 @@ def test_the_split_stage_says_which_layout_it_found(tmp_path):
     assert result.returncode == 0, result.stderr
     assert ("(pre-split folders train/ test/, val carved out of train/; not a split, not used: "
             "notes/)") in result.stdout
+
+
+def test_a_class_only_in_the_given_test_folder_is_named_not_blamed_on_the_seed(tmp_path):
+    source = exported(tmp_path / "export", ["train", "test"])
+    write_images(str(source / "test"), ["cow"], per_class=3, seed=9)
+    with pytest.raises(UserError, match="val/test have classes that train does not: cow"):
+        split_dataset(str(source), str(tmp_path / "split"), (0.7, 0.2, 0.1), seed=0)

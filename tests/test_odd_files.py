@@ -204,12 +204,14 @@ def test_names_and_files_that_cannot_be_used_are_left_out_with_their_reason(tmp_
     not_utf8 = os.fsencode(str(source / "a")) + b"/caf\xe9.png"
     with open(not_utf8, "wb") as f:
         f.write(png_bytes((1, 200, 2)))
+    os.mkfifo(source / "a" / "pipe.png")  # reading it would block forever
     locked = source / "a" / "locked.png"
     locked.write_bytes(png_bytes((3, 3, 200)))
     locked.chmod(0)
     counts, skipped = split_dataset(str(source), str(tmp_path / "split"), (0.5, 0.5), seed=0)
     reasons = {os.path.basename(path): reason for path, reason in skipped}
     assert reasons["broken.png"].startswith("cannot be read (FileNotFoundError")
+    assert reasons["pipe.png"].startswith("not a regular file")
     assert reasons[os.fsdecode(b"caf\xe9.png")].startswith("file name is not valid UTF-8")
     for name in odd_names:
         assert "line separator" in reasons[name]

@@ -102,7 +102,10 @@ def test_a_probe_file_that_would_run_code_is_refused_unrun(tmp_path, monkeypatch
     raw.write_bytes(pickle.dumps(Exploit()))
     in_npz = tmp_path / "in_npz.npz"
     np.savez(in_npz, mean=np.array([Exploit()], dtype=object))
-    for path in (raw, in_npz):
+    cut = tmp_path / "cut.npz"
+    probe.save(str(tmp_path / "whole.npz"), {"mean": np.zeros(3)})  # a key missing
+    cut.write_bytes((tmp_path / "whole.npz").read_bytes()[:40])  # truncated
+    for path in (raw, in_npz, cut, tmp_path / "whole.npz"):
         with pytest.raises(UserError, match="not a probe file of plain arrays"):
             probe.load(str(path))
     assert not marker.exists()

@@ -25,6 +25,10 @@ def test_the_stage_rewrites_its_own_files_and_refuses_to_touch_others(tmp_path):
         write_digits(output, 16)
     assert mine.exists()
     mine.unlink()
+    os.symlink(tmp_path, tmp_path / "sample" / "linked")  # a linked folder: the user's
+    with pytest.raises(UserError, match=r"sample/linked in"):
+        write_digits(output, 24)
+    os.unlink(tmp_path / "sample" / "linked")
     edited = tmp_path / "sample" / "5" / "0005.png"
     Image.new("L", (24, 24), 0).save(edited)  # a file of the sample's name, other content
     with pytest.raises(UserError, match=r"0005.png in"):

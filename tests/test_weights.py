@@ -68,6 +68,26 @@ def test_a_weights_file_of_another_architecture_is_one_line():
         build_backbone("mobilenet", path, 64, {"alpha": 0.75})
 
 
+def test_files_that_are_not_this_backbones_keras_weights_are_one_line(tmp_path):
+    import h5py
+    import keras
+
+    other = tmp_path / "other.weights.h5"  # Keras 3's format, from a tiny other model
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(other)
+    foreign = tmp_path / "foreign.h5"  # HDF5, but not Keras weights
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.zeros(3)
+    for path in (other, foreign):
+        with pytest.raises(UserError, match=rf"weights '{path}' does not fit mobilenet_v2"):
+            build_backbone("mobilenet_v2", str(path), 64, {"alpha": 0.35})
+    with open(os.path.join(ROOT, "params.yaml"), encoding="utf-8") as f:
+        values = yaml.safe_load(f)
+    values["weights"] = str(tmp_path / "w.bin")
+    (tmp_path / "w.bin").write_bytes(b"x")
+    with pytest.raises(UserError, match=r"weights is '.*w.bin'; expected .*\.weights\.h5, \.h5"):
+        params.validate(values)
+
+
 def test_a_truncated_weights_file_is_one_line(tmp_path):
     path = tmp_path / "cut.h5"
     with open(pretrained_weights(), "rb") as f:
@@ -83,6 +103,7 @@ def test_a_download_cut_off_in_keras_cache_names_the_file_to_delete(tmp_path):
     cache = tmp_path / "keras" / "models"
     cache.mkdir(parents=True)
     shutil.copy(imagenet_file(MOBILENET_V2_035, "mobilenet_v2"), cache)  # an intact neighbour
+    (cache / "imagenet_class_index.json").write_text("{}", encoding="utf-8")  # not weights
     with open(good, "rb") as f:
         (cache / MOBILENET_075).write_bytes(f.read()[:3_000_000])
     code = ("from imgclf.backbones import build_backbone\n"
@@ -107,6 +128,8 @@ def test_a_download_cut_off_in_keras_cache_names_the_file_to_delete(tmp_path):
     ("mobilenet", {"alpha": "wide"}, "none", r"backbones\.mobilenet\.alpha is 'wide'; expected a number"),
     ("mobilenet_v3_large", {"minimalistic": "yes"}, "none", r"minimalistic is 'yes'; expected one of"),
     ("mobilenet", {"dropout": 2}, "none", r"backbones\.mobilenet\.dropout is 2"),
+    ("mobilenet_v3_small", {"alpha": 0.75, "minimalistic": True}, "imagenet",
+     r"mobilenet_v3_small\.alpha is 0\.75; expected with weights: imagenet one of: 1\.0"),
 ])
 def test_backbone_arguments_keras_cannot_build_are_one_line(model, args, weights, message):
     with open(os.path.join(ROOT, "params.yaml"), encoding="utf-8") as f:
