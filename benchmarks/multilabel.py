@@ -18,7 +18,7 @@ from PIL import Image
 
 from benchmarks.recipe import FLOWERS, flowers_params, use_shared_weights
 from benchmarks.scale import ROOT, project_copy, run
-from imgclf.dataset import PIL_FORMATS
+from imgclf.images import PIL_FORMATS
 
 PAIRS = 1600
 SINGLES = 500
@@ -95,7 +95,7 @@ def main():
     for key in ("f1_macro", "map", "f1_micro", "subset_accuracy", "hamming_loss"):
         print(f"{key}: {metrics[key]:.4f} (before fine-tuning {metrics['transfer_' + key]:.4f}, "
               f"probe {metrics['probe_' + key]:.4f})")
-    print(f"n_test {metrics['n_test']}; seconds {seconds}")
+    print(f"n_images {metrics['n_images']}; seconds {seconds}")
     print("predict on test pairs:", *examples, sep="\n  ")
     with open(os.path.join(ROOT, "benchmarks", "multilabel.json"), "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)

@@ -44,7 +44,7 @@ def measure(work, name, update_params):
         with open(os.path.join(folder, "metrics", file), encoding="utf-8") as f:
             return json.load(f)
     test, finetune = metrics("metrics.json"), metrics("finetune.json")
-    row = {"dataset": name, "n_test": test["n_test"], "probe": test.get("probe_accuracy"),
+    row = {"dataset": name, "n_images": test["n_images"], "probe": test.get("probe_accuracy"),
            "transfer": test["transfer_accuracy"], "fine-tuned": test["accuracy"],
            "fine-tuning kept": not finetune["kept_transfer_model"],
            **{f"{phase} s": round(seconds[phase], 1) for phase in PHASES}}

@@ -60,9 +60,10 @@ def transfer_phase(prepared, phase, head_params, seed):
     from imgclf import model as model_lib
     from imgclf.augment import augmentation
     from imgclf.dataset import batches, read_split, training_batches
-    from imgclf.training import compile_model, fit, one_hot, set_seed, steps_per_epoch
-    from stages.features import extract, traced_forward
-    from stages.transfer import train_head
+    from imgclf.compute import set_seed
+    from imgclf.features import extract, traced_forward
+    from imgclf.head import train_head
+    from imgclf.training import compile_model, fit, one_hot, steps_per_epoch
 
     train_x, train_y, _ = read_split(prepared, "train")
     val_x, val_y, _ = read_split(prepared, "val")
@@ -156,7 +157,7 @@ def feature_throughput(prepared):
 
     from imgclf import model as model_lib
     from imgclf.dataset import read_split
-    from stages.features import extract, traced_forward
+    from imgclf.features import extract, traced_forward
 
     images, labels, _ = read_split(prepared, "train")
     extractor = model_lib.feature_extractor("mobilenet_v2", "imagenet", SIZE, {"alpha": 0.35})

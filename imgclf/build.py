@@ -3,7 +3,7 @@ the learning-rate finder, so both train the same model with the same settings.""
 import keras
 
 from imgclf import model as model_lib
-from imgclf import params as params_lib
+from imgclf import model_params
 
 
 def from_scratch(params):
@@ -27,6 +27,6 @@ def scratch_phase(params, backbone):
 def assemble(params, head, class_names, prepared_resolution, multi_label=False):
     """The full classifier with the trained head, everything frozen."""
     extractor = model_lib.feature_extractor(
-        params["model"], params["weights"], params_lib.input_size(params),
-        params_lib.backbone_args(params))
+        params["model"], params["weights"], model_params.input_size(params),
+        model_params.backbone_args(params))
     return model_lib.full_model(extractor, head, class_names, prepared_resolution, multi_label)

@@ -18,19 +18,21 @@ def save(figure, path):
 def live_history(live_dir):
     """dvclive's per-epoch files -> one row per step (0-based epoch): accuracy, loss,
     val_accuracy, val_loss."""
-    import csv
     import os
 
-    rows = {}
+    import pandas as pd
+
+    columns = []
     for split, prefix in [("train", ""), ("eval", "val_")]:
         for metric in ["accuracy", "loss"]:
             path = os.path.join(live_dir, "plots", "metrics", split, f"{metric}.tsv")
-            if not os.path.exists(path):  # no epoch trained (weights: none, no fine-tuning)
-                continue
-            with open(path, newline="", encoding="utf-8") as f:
-                for row in csv.DictReader(f, delimiter="\t"):
-                    rows.setdefault(int(row["step"]), {})[prefix + metric] = float(row[metric])
-    return [{"epoch": step, **values} for step, values in sorted(rows.items())]
+            if os.path.exists(path):  # none when no epoch trained (weights: none, unfreeze 0)
+                table = pd.read_csv(path, sep="\t", index_col="step")
+                columns.append(table[metric].rename(prefix + metric))
+    if not columns:
+        return []
+    history = pd.concat(columns, axis=1).sort_index()
+    return [{"epoch": int(step), **row.dropna().to_dict()} for step, row in history.iterrows()]
 
 
 def training(histories, phase_metrics, path):
@@ -60,11 +62,12 @@ def training(histories, phase_metrics, path):
 
 def confusion(rows, class_names):
     """The count matrix, rows = actual, columns = predicted, in class_names order."""
-    index = {name: i for i, name in enumerate(class_names)}
-    matrix = np.zeros((len(class_names), len(class_names)), dtype=int)
-    for r in rows:
-        matrix[index[r["actual"]], index[r["predicted"]]] += 1
-    return matrix
+    from sklearn.metrics import confusion_matrix
+
+    if not rows:  # scikit-learn refuses empty input
+        return np.zeros((len(class_names), len(class_names)), int)
+    return confusion_matrix([r["actual"] for r in rows], [r["predicted"] for r in rows],
+                            labels=class_names)
 
 
 def confusion_matrices(names, matrix, path, counted="images"):

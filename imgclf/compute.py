@@ -144,3 +144,14 @@ def float32_copy(model):
         json.loads(config.replace('"mixed_float16"', '"float32"')))
     copy.set_weights(model.get_weights())
     return copy
+
+
+def set_seed(seed, deterministic_ops=True):
+    """Same seed, same split and (with deterministic ops) same numbers: Python, NumPy and
+    TensorFlow. Deterministic ops cost speed on a GPU, and some GPU ops have no
+    deterministic kernel (compute.deterministic)."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()

@@ -10,7 +10,7 @@ Built with random weights: the structure is the same, and nothing is downloaded.
 import sys
 
 from imgclf import backbones
-from imgclf import params as params_lib
+from imgclf import model_params
 from imgclf.errors import run_stage
 from imgclf.unfreeze import backbone_layers, block_names, top_layer_count, unfreeze_top
 
@@ -27,15 +27,15 @@ def layer_table(model_name, backbone, unfreeze, train_batchnorm):
 
 
 def main():
-    params = params_lib.load()
+    params = model_params.load()
     if len(sys.argv) > 1:
-        params = params_lib.validate({**params, "model": sys.argv[1], "image_size": None})
+        params = model_params.validate({**params, "model": sys.argv[1], "image_size": None})
     if len(sys.argv) > 2:
         unfreeze = int(sys.argv[2]) if sys.argv[2].isdigit() else sys.argv[2]
         params["finetune"]["unfreeze"] = unfreeze
     name, phase = params["model"], params["finetune"]
-    backbone = backbones.build_backbone(name, "none", params_lib.input_size(params),
-                                        params_lib.backbone_args(params))
+    backbone = backbones.build_backbone(name, "none", model_params.input_size(params),
+                                        model_params.backbone_args(params))
     rows, count = layer_table(name, backbone, phase["unfreeze"], phase["train_batchnorm"])
     print(f"{'index':>5}  {'name':<44} {'type':<26} {'params':>10}  {'train':<5}  block")
     for index, layer_name, kind, count_params, trainable, block in rows:

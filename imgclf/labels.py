@@ -6,7 +6,8 @@ image alone), plus [(file, reason)] of what was left out.
 """
 import os
 
-from imgclf.dataset import IMAGE_EXTENSIONS, SPLITS, image_files
+from imgclf.images import IMAGE_EXTENSIONS, image_files
+from imgclf.manifest import SPLITS
 from imgclf.errors import UserError
 
 COLUMNS = ["file", "labels", "split", "group"]

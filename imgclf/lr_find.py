@@ -10,7 +10,6 @@ The model it trains is thrown away; nothing of the pipeline's changes. One devic
 weights: it looks for the rate's order of magnitude, not for a model.
 """
 import argparse
-import os
 
 import numpy as np
 
@@ -85,16 +84,16 @@ def plot(rates_used, losses, suggested, title, path):
 
 def transfer_setup(params):
     """The new head and the cached train features, as the transfer stage trains them."""
+    from imgclf import features as features_lib
     from imgclf.dataset import is_multi_label, read_classes, training_batches
     from imgclf.errors import UserError
     from imgclf.model import build_head
     from imgclf.training import one_hot
 
-    features = np.load(os.path.join(FEATURES, "train.npy"), mmap_mode="r")
-    labels = np.load(os.path.join(FEATURES, "train_labels.npy"))
-    if len(labels) == 0:
+    if not features_lib.is_cached(FEATURES):
         raise UserError("lr_find: no cached features (weights: none trains from scratch in "
                         "finetune, with transfer.*'s settings): use --phase finetune")
+    features, labels = features_lib.load(FEATURES, "train")
     count = len(read_classes(FEATURES))
     multi_label = is_multi_label(labels)
     head = build_head(features.shape[1:], count, **params["head"], multi_label=multi_label)
@@ -106,19 +105,17 @@ def transfer_setup(params):
 def finetune_setup(params):
     """The full model with the trained head, unfrozen as the finetune stage unfreezes it,
     and the augmented train images."""
-    import keras
-
     from imgclf.augment import augmentation
     from imgclf.build import assemble, from_scratch, scratch_phase
     from imgclf.dataset import is_multi_label, read_classes, read_split, training_batches
-    from imgclf.model import backbone_of
+    from imgclf.model import backbone_of, load
     from imgclf.training import one_hot
     from imgclf.unfreeze import top_layer_count, unfreeze_top
 
     classes = read_classes(PREPARED)
     images, labels, _ = read_split(PREPARED, "train")
     multi_label = is_multi_label(labels)
-    model = assemble(params, keras.models.load_model(HEAD), classes, images.shape[1], multi_label)
+    model = assemble(params, load(HEAD), classes, images.shape[1], multi_label)
     backbone = backbone_of(model)
     phase = scratch_phase(params, backbone) if from_scratch(params) else params["finetune"]
     unfrozen = top_layer_count(params["model"], backbone, phase["unfreeze"])
@@ -130,11 +127,11 @@ def finetune_setup(params):
 
 def find(phase_name, steps, low, high, output=None):
     """Sweep the phase's rates in the project; the one-line summary with the suggestion."""
-    import imgclf.model  # noqa: F401  (registers the model's own layers for loading)
-    from imgclf import params as params_lib
-    from imgclf.training import compile_model, set_seed
+    from imgclf import model_params
+    from imgclf.compute import set_seed
+    from imgclf.training import compile_model
 
-    params = params_lib.load()
+    params = model_params.load()
     set_seed(params["seed"])
     setup = transfer_setup if phase_name == "transfer" else finetune_setup
     model, dataset, phase, multi_label = setup(params)

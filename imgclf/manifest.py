@@ -10,9 +10,9 @@ import hashlib
 import json
 import os
 
-from imgclf.dataset import SPLITS
 from imgclf.files import replaced_when_done
 
+SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.csv"
 
 

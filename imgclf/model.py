@@ -88,16 +88,33 @@ def thresholds(model):
     return np.asarray(chosen if chosen else [0.5] * len(class_names(model)), np.float32)
 
 
+def label_thresholds(model):
+    """The thresholds of a multi_label model; None for single_label (argmax decides)."""
+    return thresholds(model) if is_multi_label(model) else None
+
+
 def set_thresholds(model, values):
     model.get_layer("class_names").thresholds = [float(value) for value in values]
 
 
-def decisions(model, probabilities):
-    """Class indices (single_label: the most probable), or 0/1 per label (multi_label: each
-    label at or above its threshold)."""
-    if is_multi_label(model):
-        return (np.asarray(probabilities) >= thresholds(model)).astype(np.int32)
-    return np.asarray(probabilities).argmax(axis=-1)
+def load(path):
+    """A model this project saved; its own layers are defined in this module, so loading
+    through here has them registered."""
+    return keras.models.load_model(path)
+
+
+def probabilities(model, images, tta=False):
+    """The model's probabilities of images: an array, or a tf.data dataset of (images,
+    labels) batches. With tta (evaluate.tta, predict --tta), averaged with those of the
+    mirror images (test-time augmentation)."""
+    first = model.predict(images, verbose=0)
+    if not tta:
+        return first
+    if isinstance(images, np.ndarray):
+        mirrored = images[:, :, ::-1]
+    else:
+        mirrored = images.map(lambda x, y: (x[:, :, ::-1, :], y))
+    return (first + model.predict(mirrored, verbose=0)) / 2
 
 
 def input_resolution(model):

@@ -7,6 +7,11 @@ import numpy as np
 NONE = "(none)"  # the other side of a label's mistake in plots/confusion.csv
 
 
+def decide(probabilities, thresholds):
+    """0/1 per label: each label at or above its threshold."""
+    return (np.asarray(probabilities) >= thresholds).astype(np.int32)
+
+
 def choose_thresholds(probabilities, labels):
     """Per label, the threshold that maximises its F1 on these (validation) images; 0.5 for
     a label without a positive image among them (F1 is undefined there). Every threshold
@@ -37,7 +42,7 @@ def score(probabilities, labels, thresholds, class_names):
     from sklearn.metrics import (accuracy_score, average_precision_score, hamming_loss,
                                  precision_recall_fscore_support)
 
-    predicted = (probabilities >= thresholds).astype(np.int32)
+    predicted = decide(probabilities, thresholds)
     present = [i for i in range(len(class_names)) if labels[:, i].any()]
     metrics = {}
     # micro over every label (a label the split lacks can still be given wrongly); macro
@@ -51,7 +56,7 @@ def score(probabilities, labels, thresholds, class_names):
                                                    average="macro"))
     metrics["subset_accuracy"] = float(accuracy_score(labels, predicted))
     metrics["hamming_loss"] = float(hamming_loss(labels, predicted))
-    metrics["n_test"] = int(len(labels))
+    metrics["n_images"] = int(len(labels))
     report = per_label(probabilities, labels, predicted, class_names)
     report["absent_classes"] = [name for i, name in enumerate(class_names) if i not in present]
     return metrics, report
@@ -77,9 +82,10 @@ def decision_rows(files, labels, probabilities, thresholds, class_names):
     A right label is (label, label); a missed one (label, NONE); a wrong one (NONE, label).
     confidence is the model's in what it decided: p for a given label, 1 - p for a missed one."""
     rows = []
-    for file, truth, probs in zip(files, labels, probabilities):
+    for file, truth, probs, decided in zip(files, labels, probabilities,
+                                           decide(probabilities, thresholds)):
         for i, name in enumerate(class_names):
-            given = probs[i] >= thresholds[i]
+            given = decided[i]
             if truth[i] or given:
                 actual, predicted = (name if truth[i] else NONE), (name if given else NONE)
                 rows.append([file, actual, predicted, f"{probs[i] if given else 1 - probs[i]:.4f}"])

@@ -1,16 +1,18 @@
 """Load params.yaml and validate every value once, before any heavy work.
 
-params.yaml holds the values; this module only knows what each key may be.
+params.yaml holds the values; this module only knows what each key may be. What depends on
+the backbone registry (the model's name, its constructor arguments, the input size) is
+imgclf.model_params', so that adding a backbone reruns none of the data stages that load
+params through here (sample, split, preprocess).
 """
 import os
 
 import yaml
 
-from imgclf import backbones
 from imgclf.errors import UserError
 
 
-def _fail(key, value, expected):
+def fail(key, value, expected):
     raise UserError(f"params.yaml: {key} is {value!r}; expected {expected}")
 
 
@@ -18,7 +20,7 @@ def integer(low, high=None):
     def check(key, value):
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (
                 high is not None and value > high):
-            _fail(key, value, f"an integer from {low}" + (f" to {high}" if high else " up"))
+            fail(key, value, f"an integer from {low}" + (f" to {high}" if high else " up"))
         return value
     return check
 
@@ -28,7 +30,7 @@ def number(low, high, low_open=False):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok or value > high or value < low or (low_open and value == low):
             bound = f"greater than {low}" if low_open else f"from {low}"
-            _fail(key, value, f"a number {bound} up to {high}")
+            fail(key, value, f"a number {bound} up to {high}")
         return float(value)
     return check
 
@@ -36,14 +38,14 @@ def number(low, high, low_open=False):
 def one_of(choices):
     def check(key, value):
         if value not in choices:
-            _fail(key, value, "one of: " + ", ".join(map(str, choices)))
+            fail(key, value, "one of: " + ", ".join(map(str, choices)))
         return value
     return check
 
 
 def text(key, value):
     if not isinstance(value, str) or not value:
-        _fail(key, value, "a non-empty string")
+        fail(key, value, "a non-empty string")
     return value
 
 
@@ -54,7 +56,7 @@ def optional(check):
 def list_of(check, example):
     def check_list(key, value):
         if not isinstance(value, list):
-            _fail(key, value, f"a list, e.g. {example}")
+            fail(key, value, f"a list, e.g. {example}")
         return [check(f"{key}[{i}]", item) for i, item in enumerate(value)]
     return check_list
 
@@ -66,7 +68,7 @@ def weights_value(key, value):
     if isinstance(value, str) and os.path.isfile(value) and value.endswith(
             (".h5", ".hdf5", ".keras")):
         return value
-    _fail(key, value, "imagenet, none, or the path of an existing weights file "
+    fail(key, value, "imagenet, none, or the path of an existing weights file "
                       "(.weights.h5, .h5, .hdf5 or .keras)")
 
 
@@ -84,7 +86,7 @@ def class_weight_value(key, value):
             isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
             for w in value.values()):
         return {str(name): float(w) for name, w in value.items()}
-    _fail(key, value, "none, balanced, or a mapping of class name to a positive weight")
+    fail(key, value, "none, balanced, or a mapping of class name to a positive weight")
 
 
 EXPORT_FORMATS = ["saved_model", "tflite_float32", "tflite_float16", "tflite_int8"]
@@ -93,23 +95,19 @@ EXPORT_FORMATS = ["saved_model", "tflite_float32", "tflite_float16", "tflite_int
 def export_formats(key, value):
     formats = list_of(one_of(EXPORT_FORMATS), "[saved_model, tflite_int8]")(key, value)
     if len(set(formats)) < len(formats):
-        _fail(key, value, "a list without repeats of: " + ", ".join(EXPORT_FORMATS))
+        fail(key, value, "a list without repeats of: " + ", ".join(EXPORT_FORMATS))
     return formats
 
 
 def backbones_value(key, value):
+    # Which backbone takes which argument is checked by imgclf.model_params.
     if not isinstance(value, dict):
-        _fail(key, value, "a mapping of backbone name to constructor arguments")
+        fail(key, value, "a mapping of backbone name to constructor arguments")
     for name, args in value.items():
-        one_of(list(backbones.REGISTRY))(f"{key}.{name} (a backbone name)", name)
         args = args or {}
         if not isinstance(args, dict):
-            _fail(f"{key}.{name}", args, "a mapping of constructor arguments, e.g. {alpha: 0.35}")
-        allowed = backbones.extra_args(name)
-        for arg in args:
-            if arg not in allowed:
-                raise UserError(f"params.yaml: unknown key {key}.{name}.{arg}; "
-                                f"{name} accepts: {', '.join(allowed) or 'nothing'}")
+            fail(f"{key}.{name}", args, "a mapping of constructor arguments, e.g. {alpha: 0.35}")
+        for arg in set(args) & set(BACKBONE_ARGS):  # others: model_params names them
             BACKBONE_ARGS[arg](f"{key}.{name}.{arg}", args[arg])
         value[name] = args
     return value
@@ -123,20 +121,6 @@ BACKBONE_ARGS = {
     "dropout_rate": number(0.0, 0.95),
     "minimalistic": one_of([False, True]),
 }
-
-
-def _check_imagenet_args(params):
-    # Keras has ImageNet weights for a few values only; another fails deep inside Keras.
-    if params["weights"] != "imagenet":
-        return
-    name = params["model"]
-    for arg, value in backbone_args(params).items():
-        allowed = backbones.imagenet_values(name, arg)
-        if backbone_args(params).get("minimalistic") and arg == "alpha":
-            allowed = (1.0,)  # Keras has minimalistic MobileNetV3 weights at alpha 1.0 only
-        if allowed is not None and value not in allowed:
-            _fail(f"backbones.{name}.{arg}", value, "with weights: imagenet one of: "
-                  + ", ".join(map(str, allowed)) + " (any with weights: none or a file)")
 
 
 fraction = number(0.0, 1.0)
@@ -162,7 +146,7 @@ PHASE = {
 }
 
 SCHEMA = {
-    "model": one_of(list(backbones.REGISTRY)),
+    "model": text,  # one of the backbones: imgclf.model_params
     "weights": weights_value,
     "image_size": optional(integer(32, 2048)),
     "seed": integer(0, 2**32 - 1),  # TensorFlow's and iterative stratification's limit
@@ -230,13 +214,6 @@ def validate(values):
                         "expected 1, with train and val above 0")
     for phase in ("transfer", "finetune"):
         _check_schedule(phase, params[phase])
-    size = params["image_size"]
-    smallest = backbones.min_size(params["model"])
-    if size is not None and size < smallest:
-        raise UserError(f"params.yaml: image_size is {size}; {params['model']} needs at "
-                        f"least {smallest} (or null for its native {backbones.native_size(params['model'])})")
-    _check_resolution(params)
-    _check_imagenet_args(params)
     _check_labels_file(params["data"])
     _check_data_dir(params["data"]["dir"])
     return params
@@ -277,15 +254,6 @@ def _check_labels_file(data):
                         f"{data['dir']!r}; put the CSV inside data.dir, so DVC sees it change")
 
 
-def _check_resolution(params):
-    # Images stored smaller than the model's input would be blown up, silently blurred.
-    stored, needed = params["preprocess"]["resolution"], input_size(params)
-    if stored < needed:
-        where = "image_size" if params["image_size"] else f"image_size (null: {params['model']}'s native)"
-        raise UserError(f"params.yaml: preprocess.resolution is {stored}, below {where} {needed}; "
-                        f"set preprocess.resolution to at least {needed}, or image_size lower")
-
-
 def _check_schedule(name, phase):
     if phase["warmup_epochs"] and phase["schedule"] == "step":
         raise UserError(f"params.yaml: {name}.warmup_epochs is {phase['warmup_epochs']} with "
@@ -296,6 +264,7 @@ def _check_schedule(name, phase):
 
 
 def load(path="params.yaml"):
+    """The checked params.yaml, all but the backbone-specific checks (model_params.load)."""
     try:
         with open(path, encoding="utf-8") as f:
             values = yaml.safe_load(f)
@@ -304,13 +273,3 @@ def load(path="params.yaml"):
     except yaml.YAMLError as error:
         raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     return validate(values)
-
-
-def input_size(params):
-    """The model's input size: image_size, or the backbone's native size when null."""
-    return params["image_size"] or backbones.native_size(params["model"])
-
-
-def backbone_args(params):
-    """Constructor arguments for the configured backbone (backbones.<model>, if any)."""
-    return params["backbones"].get(params["model"], {})

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from imgclf.dataset import image_files, try_load_image
+from imgclf.images import image_files, try_load_image
 from imgclf.errors import interactive
 
 
@@ -39,7 +39,7 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None, tta
     from imgclf.model import class_names, is_multi_label, prepared_resolution, thresholds
 
     names = class_names(model)
-    label_thresholds = thresholds(model) if is_multi_label(model) else None
+    label_thresholds = thresholds(model) if is_multi_label(model) else None  # None: top_k
     size = size or prepared_resolution(model)
     paths = list(paths)
     rows = []
@@ -62,16 +62,17 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None, tta
 
 
 def _predict_batch(model, batch, names, top_k, rows, tta=False, label_thresholds=None):
+    from imgclf.model import probabilities as model_probabilities
+    from imgclf.multilabel import decide
+
     images = np.stack([pixels for _, pixels, _ in batch]).astype("float32")
-    probabilities = model.predict(images, verbose=0)
-    if tta:  # averaged with the mirror images' (test-time augmentation), as evaluate.tta
-        probabilities = (probabilities + model.predict(images[:, :, ::-1], verbose=0)) / 2
+    probabilities = model_probabilities(model, images, tta)
     for (path, _, row), probs in zip(batch, probabilities):
         order = np.argsort(probs)[::-1]
         if label_thresholds is None:
             best = order[:top_k]
         else:
-            best = [i for i in order if probs[i] >= label_thresholds[i]]
+            best = [i for i in order if decide(probs, label_thresholds)[i]]
         rows[row] = {"file": path, "predictions": [(names[i], float(probs[i])) for i in best]}
 
 
@@ -103,11 +104,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not os.path.exists(args.model):
         sys.exit(f"error: {args.model} not found; run dvc repro first, or pass --model")
-    import keras
+    from imgclf.model import load
 
-    import imgclf.model  # noqa: F401  (registers the model's own layers)
-
-    model = keras.models.load_model(args.model)
+    model = load(args.model)
     rows = predict(model, image_paths(args.paths), args.top_k, args.batch_size, tta=args.tta)
     if args.output:
         write_rows(rows, args.output, args.top_k)

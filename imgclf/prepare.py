@@ -17,9 +17,9 @@ import numpy as np
 from tqdm import tqdm
 
 from imgclf.arrays import row_writer
-from imgclf.dataset import SPLITS, try_load_image
+from imgclf.images import try_load_image
 from imgclf.errors import UserError, interactive
-from imgclf.manifest import read_manifest
+from imgclf.manifest import SPLITS, read_manifest
 
 CHANGED = "changed since the split"
 

@@ -1,8 +1,11 @@
-"""One self-contained HTML page of a run: metrics, params and every plot, images embedded,
-so it opens offline and can be mailed as one file."""
+"""One self-contained HTML page of a run: the verdict first (which model was kept and why,
+its figure against the model before fine-tuning and the linear probe, the split scored, the
+dataset's counts and skipped files), then metrics, plots and params, images embedded, so it
+opens offline and can be mailed as one file."""
 import base64
 import html
 import json
+import os
 
 
 def _table(rows):
@@ -11,17 +14,55 @@ def _table(rows):
     return f"<table>{cells}</table>"
 
 
-def _flat(values, prefix=""):
-    for key, value in values.items():
-        if isinstance(value, dict) and value:
-            yield from _flat(value, f"{prefix}{key}.")
-        else:
-            yield prefix + key, json.dumps(value) if isinstance(value, (list, dict)) else value
+def dataset_summary(split_dir, prepared_dir):
+    """Images per split (data/split/manifest.csv) and files left out by split or
+    preprocess, by reason (their skipped.csv)."""
+    import pandas as pd
+
+    manifest = pd.read_csv(os.path.join(split_dir, "manifest.csv"), keep_default_na=False)
+    skipped = pd.concat([pd.read_csv(os.path.join(folder, "skipped.csv"), keep_default_na=False)
+                         for folder in (split_dir, prepared_dir)])
+    return {"images": {split: int(n) for split, n in manifest["split"].value_counts().items()},
+            "skipped": {reason: int(n) for reason, n in skipped["reason"].value_counts().items()}}
 
 
-def html_report(metrics, params, pngs):
-    """metrics: {file: {key: value}}, params: nested dict, pngs: {title: path}."""
-    sections = ["<h1>Image classifier: run report</h1>"]
+def kept_model(finetune):
+    """Which model is the final one, and why (metrics/finetune.json)."""
+    if not finetune["unfrozen_layers"]:
+        return "the transfer model (finetune.unfreeze is 0: no fine-tuning)"
+    if finetune["kept_transfer_model"]:
+        return ("the transfer model: no fine-tuning epoch beat it on val loss "
+                f"({finetune['epochs_run']} epochs tried)")
+    return (f"the fine-tuned model ({finetune['unfrozen_layers']} backbone layers unfrozen, "
+            f"best val loss at epoch {finetune['best_epoch']})")
+
+
+def verdict(metrics, dataset):
+    """The report's first lines, as HTML."""
+    test, probe_val = metrics["test"], metrics["probe"]["val_accuracy"]
+    split = "val (there is no test split)" if test["evaluated_on_val"] else "test"
+    key, name = ("f1_macro", "macro F1") if "f1_macro" in test else ("accuracy", "accuracy")
+    lines = [f"Kept: {kept_model(metrics['finetune'])}.",
+             f"On the {split} split, {test['n_images']} images: {name} "
+             f"<b>{test[key]:.4f}</b>; before fine-tuning {test['transfer_' + key]:.4f}"
+             + (f"; linear probe {test['probe_' + key]:.4f}" if "probe_" + key in test else "")]
+    final_val = metrics["finetune"]["best_val_accuracy"]
+    if probe_val and final_val < probe_val - 1e-6:
+        lines.append(f"<b>Below the linear probe on val</b> ({final_val:.4f} against "
+                     f"{probe_val:.4f}): the head or fine-tuning cost time for nothing.")
+    counts = ", ".join(f"{split} {n}" for split, n in dataset["images"].items())
+    skipped = sum(dataset["skipped"].values())
+    reasons = "; ".join(f"{n} {reason}" for reason, n in dataset["skipped"].items())
+    lines.append(f"Dataset: {counts}; {skipped} file(s) left out" + (f" ({reasons})" if skipped else ""))
+    return "<ul class=\"verdict\">" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
+
+
+def html_report(metrics, dataset, params, pngs):
+    """metrics: {name: {key: value}} (test, probe, transfer, finetune, ...), dataset:
+    dataset_summary's, params: nested dict, pngs: {title: path}."""
+    import pandas as pd
+
+    sections = ["<h1>Image classifier: run report</h1>", verdict(metrics, dataset)]
     for name, values in metrics.items():
         rounded = [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in values.items()]
         sections.append(f"<h2>{html.escape(name)}</h2>{_table(rounded)}")
@@ -29,9 +70,12 @@ def html_report(metrics, params, pngs):
         with open(path, "rb") as f:
             data = base64.b64encode(f.read()).decode()
         sections.append(f"<h2>{html.escape(title)}</h2><img src=\"data:image/png;base64,{data}\">")
-    sections.append(f"<h2>params</h2>{_table(_flat(params))}")
+    flat = pd.json_normalize(params).iloc[0].items()
+    rows = [(key, json.dumps(value) if isinstance(value, (list, dict)) else value)
+            for key, value in flat]
+    sections.append(f"<h2>params</h2>{_table(rows)}")
     style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}img{max-width:100%}"
              "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 8px;"
-             "text-align:left}")
+             "text-align:left}.verdict{font-size:1.15em;line-height:1.6}")
     head = f"<head><meta charset=\"utf-8\"><style>{style}</style></head>"
     return f"<!DOCTYPE html><html>{head}<body>{''.join(sections)}</body></html>\n"

@@ -13,9 +13,8 @@ import stat
 
 import numpy as np
 
-from imgclf.dataset import SPLITS
 from imgclf.errors import UserError
-from imgclf.manifest import file_digest, write_split
+from imgclf.manifest import SPLITS, file_digest, write_split
 
 
 def drop_duplicates(rows, data_dir):

@@ -1,4 +1,4 @@
-"""Seeding, optimizers and schedules, compiling and fitting, for the transfer and finetune
+"""Optimizers and schedules, compiling and fitting, for the transfer and finetune
 stages. A phase is the transfer.* or finetune.* section of params.yaml."""
 import math
 import time
@@ -9,17 +9,6 @@ import numpy as np
 from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf.errors import interactive
-
-
-def set_seed(seed, deterministic_ops=True):
-    """Same seed, same split and (with deterministic ops) same numbers: Python, NumPy and
-    TensorFlow. Deterministic ops cost speed on a GPU, and some GPU ops have no
-    deterministic kernel (compute.deterministic)."""
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    if deterministic_ops:
-        tf.config.experimental.enable_op_determinism()
 
 
 def learning_rate(phase, steps_per_epoch):

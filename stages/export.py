@@ -17,228 +17,39 @@ failed format is left out of models/export/ with a warning and its figures, and 
 still finishes, so a good experiment is not thrown away; export.strict: true makes a failed
 format stop the stage (for release builds).
 """
-import math
 import os
-import shutil
-import sys
 
-import numpy as np
+import keras
 
+from imgclf import export as export_lib
+from imgclf import model as model_lib
 from imgclf import params as params_lib
-from imgclf.dataset import batches, evaluation_split, load_image, read_split
-from imgclf.errors import UserError, run_stage
+from imgclf.dataset import evaluation_split, read_split
+from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
-from imgclf.model import decisions
 
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
 OUTPUT = "models/export"
 METRICS = "metrics/export.json"
-MAX_FLIPPED = 0.02  # a format may change the class of 2% of the images (at least 3 images)
-MAX_DROP_POINTS = 1.0  # and lose at most 1 point of accuracy (at least 2 images' worth)
-FULL_SIZE_IMAGES = 50
-
-
-def tflite_options(kind, representative):
-    """Converter settings of each TensorFlow Lite kind; only built-in ops, so the files run
-    on the plain LiteRT runtime."""
-    import tensorflow as tf
-
-    builtins = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
-    if kind == "float32":
-        return {"target_spec": builtins}
-    if kind == "float16":
-        return {"optimizations": [tf.lite.Optimize.DEFAULT],
-                "target_spec": {**builtins, "supported_types": [tf.float16]}}
-    # Every op in int8; the input and output stay float32, so all files take the same pixels.
-    return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative,
-            "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}}
-
-
-def representative_images(images, count, size):
-    """A calibration sample for int8: `count` train images spread evenly over the split
-    (which is ordered by class, so every class is in it), one per call, at the model's size."""
-    picks = np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)
-
-    def generate():
-        for index in picks:
-            yield [resized(np.asarray(images[index:index + 1], np.float32), size)]
-    return generate
-
-
-def resized(images, size):
-    """Images at the exported models' fixed input size, resized as the Keras model's own
-    Resizing layer does (bilinear, antialiased); unchanged when they already have it."""
-    if images.shape[1:3] == (size, size):
-        return images
-    import tensorflow as tf
-
-    return tf.image.resize(images, (size, size), antialias=True).numpy()
-
-
-def export(model, path, formats, representative):
-    """Write each format under path; returns {format: file or folder}."""
-    import tensorflow as tf
-
-    from imgclf.model import fixed_size_model, input_resolution
-
-    size = input_resolution(model)
-    written = {}
-    if "saved_model" in formats:
-        written["saved_model"] = os.path.join(path, "saved_model")
-        model.export(written["saved_model"], format="tf_saved_model", verbose=False,
-                     input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-    for kind in ("float32", "float16", "int8"):
-        if f"tflite_{kind}" in formats:
-            file = os.path.join(path, f"model_{kind}.tflite")
-            fixed_size_model(model).export(file, format="litert", verbose=False,
-                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
-                         **tflite_options(kind, representative))
-            written[f"tflite_{kind}"] = file
-    return written
-
-
-def predictor(name, path, size):
-    """A function from a batch of images (at any size) to the exported model's probabilities;
-    .tflite files run on the LiteRT interpreter that apps use."""
-    import tensorflow as tf
-
-    if name == "saved_model":
-        loaded = tf.saved_model.load(path)  # kept referenced: serve needs its variables
-        return lambda images: loaded.serve(tf.convert_to_tensor(images, tf.float32)).numpy()
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-
-    def predict(images):
-        batch = resized(np.asarray(images, np.float32), size)
-        interpreter.resize_tensor_input(source["index"], batch.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(source["index"], batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(target["index"])
-    return predict
-
-
-def check(model, predictors, dataset):
-    """Per format, how many images it classifies otherwise than the Keras model (flipped;
-    multi_label: any label decided otherwise, at the model's thresholds) and how many right
-    (multi_label: every label); the Keras model's accuracy and the image count. dataset
-    yields (images, labels) batches; images of one batch share a size."""
-    flipped, correct = {n: 0 for n in predictors}, {n: 0 for n in predictors}
-    keras_correct, count = 0, 0
-
-    def differs(a, b):  # per image
-        return (a != b).reshape(len(a), -1).any(axis=1)
-
-    for images, labels in dataset:
-        labels = np.asarray(labels)
-        reference = decisions(model, model(images, training=False))
-        keras_correct += int(np.sum(~differs(reference, labels)))
-        count += len(labels)
-        for name, predict in predictors.items():
-            predicted = decisions(model, predict(images))
-            flipped[name] += int(np.sum(differs(predicted, reference)))
-            correct[name] += int(np.sum(~differs(predicted, labels)))
-    return keras_correct / count, count, {
-        name: {"flipped": flipped[name], "agreement": 1 - flipped[name] / count,
-               "accuracy": correct[name] / count} for name in predictors}
-
-
-def full_size_batches(files, labels, limit=FULL_SIZE_IMAGES):
-    """Up to `limit` of the files, spread over the split, each decoded at its own size as
-    a batch of one."""
-    picks = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).astype(int))
-    for index in picks:
-        yield load_image(files[index])[None].astype(np.float32), labels[index:index + 1]
-
-
-def failed_checks(results, keras_accuracy, count):
-    """One line per format that fails on `count` images; empty when all pass."""
-    allowed_flips = max(3, math.floor(MAX_FLIPPED * count))
-    allowed_drop = max(MAX_DROP_POINTS / 100, 2 / count)
-    failures = []
-    for name, result in results.items():
-        drop = keras_accuracy - result["accuracy"]
-        if result["flipped"] > allowed_flips:
-            failures.append(f"{name} changes the class of {result['flipped']} of {count} images "
-                            f"(at most {allowed_flips} allowed)")
-        elif drop > allowed_drop + 1e-9:
-            failures.append(f"{name} is {100 * drop:.1f} points less accurate than the Keras "
-                            f"model ({result['accuracy']:.4f} against {keras_accuracy:.4f}; at "
-                            f"most {100 * allowed_drop:.1f} allowed on {count} images)")
-    return failures
-
-
-def size_in_bytes(path):
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(root, file))
-               for root, _, files in os.walk(path) for file in files)
-
-
-def failures_of(name, failures):
-    return [line for line in failures if line.startswith(name + " ")]
-
-
-def leave_out_failed(written, failures, strict):
-    """Delete each format that failed its check from written (and disk), warning on stderr;
-    with strict, stop the stage instead. Returns the names left out."""
-    if failures and strict:
-        raise UserError("export: " + "; ".join(failures) + f" (figures in {METRICS}); "
-                        "export.strict is true (README: Exporting)")
-    failed = [name for name in written if failures_of(name, failures)]
-    for name in failed:
-        path = written.pop(name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    for line in failures:
-        print(f"export: warning: {line}; left out of {OUTPUT}/ (figures in {METRICS})",
-              file=sys.stderr)
-    return failed
-
-
-def check_all(model, written, split, size):
-    """The check on the prepared split and on full-size originals: {"keras": ...,
-    format: {...}} and the failure lines (each naming its check)."""
-    images, labels, files = read_split(PREPARED, split)
-    predictors = {name: predictor(name, path, size) for name, path in written.items()}
-    accuracy, count, results = check(model, predictors, batches(images, labels, 64))
-    failures = failed_checks(results, accuracy, count)
-    full_accuracy, full_count, full = check(model, predictors, full_size_batches(files, labels))
-    failures += [f"{line} at full size" for line in failed_checks(full, full_accuracy, full_count)]
-    for name, path in written.items():
-        results[name] = {"bytes": size_in_bytes(path), **results[name],
-                         **{f"full_size_{key}": value for key, value in full[name].items()}}
-    keras = {"accuracy": accuracy, "n": count, "full_size_accuracy": full_accuracy,
-             "full_size_n": full_count}
-    return {"keras": keras, **results}, failures
 
 
 def main():
-    import keras
-
-    from imgclf.model import class_names, input_resolution, is_multi_label, thresholds
-
     settings = params_lib.load()["export"]
     model = keras.models.load_model(MODEL)
-    size = input_resolution(model)
+    size = model_lib.input_resolution(model)
     split = evaluation_split(PREPARED)
     train, _, _ = read_split(PREPARED, "train")
+    representative = export_lib.representative_images(train, settings["representative_images"],
+                                                      size)
     with replaced_when_done(OUTPUT) as tmp:
         os.makedirs(tmp)
-        with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8") as f:
-            f.write("".join(f"{name}\n" for name in class_names(model)))
-        if is_multi_label(model):  # one sigmoid per label: apps need where each one says yes
-            with open(os.path.join(tmp, "thresholds.txt"), "w", encoding="utf-8") as f:
-                f.write("".join(f"{value:.6f}\n" for value in thresholds(model)))
-        written = export(model, tmp, settings["formats"],
-                         representative_images(train, settings["representative_images"], size))
-        figures, failures = check_all(model, written, split, size)
-        for name in written:
-            figures[name]["passed"] = int(not failures_of(name, failures))
+        export_lib.write_labels(tmp, model_lib.class_names(model),
+                               model_lib.label_thresholds(model))
+        written = export_lib.export(model, tmp, settings["formats"], representative)
+        figures, failures = export_lib.check_all(model, written, read_split(PREPARED, split), size)
         write_json(METRICS, figures)
-        failed = leave_out_failed(written, failures, settings["strict"])
+        failed = export_lib.leave_out_failed(written, failures, settings["strict"], METRICS)
     return (f"export: {', '.join(written) or 'nothing'} -> {OUTPUT}/, checked against the Keras "
             f"model on {figures['keras']['n']} {split} images and "
             f"{figures['keras']['full_size_n']} at full size"

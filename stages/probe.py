@@ -6,11 +6,9 @@ for evaluate to score on the test split, never unpickled) and metrics/probe.json
 it runs on the cached features. With weights: none there are no features to probe; the file
 then holds no arrays.
 """
-import os
 import time
 
-import numpy as np
-
+from imgclf import features as features_lib
 from imgclf import params as params_lib
 from imgclf import probe as probe_lib
 from imgclf.errors import run_stage
@@ -23,8 +21,7 @@ METRICS = "metrics/probe.json"
 
 
 def load_pooled(split, pooling):
-    features = np.load(os.path.join(FEATURES, f"{split}.npy"), mmap_mode="r")
-    labels = np.load(os.path.join(FEATURES, f"{split}_labels.npy"))
+    features, labels = features_lib.load(FEATURES, split)
     return probe_lib.pooled_rows(features, pooling), labels
 
 
@@ -32,8 +29,7 @@ def main():
     params = params_lib.load()
     pooling = params["head"]["pooling"]
     start = time.perf_counter()
-    if len(np.load(os.path.join(FEATURES, "train_labels.npy"))) == 0:
-        # weights: none: the features stage cached nothing
+    if not features_lib.is_cached(FEATURES):  # weights: none
         arrays, metrics = {}, {"C": 0.0, "val_accuracy": 0.0, "val_loss": 0.0}
     else:
         (train_x, train_y), (val_x, val_y) = load_pooled("train", pooling), load_pooled("val", pooling)

@@ -4,7 +4,7 @@ DVC: this stage runs every time (it hashes one file), and features and finetune 
 output, so a weights file replaced under the same name reruns them, and the run cache never
 restores features made from the old file. Unchanged weights leave the output byte-identical
 and DVC skips what follows."""
-from imgclf import params as params_lib
+from imgclf import model_params
 from imgclf.backbones import weights_record
 from imgclf.errors import run_stage
 from imgclf.files import write_json
@@ -13,7 +13,7 @@ OUTPUT = "data/weights.json"
 
 
 def main():
-    params = params_lib.load()
+    params = model_params.load()  # first in every dvc repro: checks the backbone's params
     record = weights_record(params["weights"])
     write_json(OUTPUT, record)
     sha = f" (sha256 {record['sha256'][:12]}...)" if "sha256" in record else ""

@@ -28,8 +28,9 @@ if sys.argv[1] == "mirrored":  # two logical CPU devices, as if there were two G
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from imgclf import compute, params as params_lib
-from imgclf.training import open_live, set_seed
-from stages.transfer import train_head
+from imgclf.compute import set_seed
+from imgclf.training import open_live
+from imgclf.head import train_head
 
 params = params_lib.validate(yaml.safe_load(open(sys.argv[3])))
 params["head"].update(dense=[16], dropout=0.0)
@@ -160,7 +161,7 @@ def test_deterministic_ops_follow_compute_deterministic(setting):
     enabled = not compute.gpus() if setting == "auto" else setting  # auto: on on CPU
     # A fresh process: TensorFlow cannot turn deterministic ops off once they are on.
     # (is_op_determinism_enabled is private; only this test reads it.)
-    code = ("from imgclf import compute; from imgclf.training import set_seed; "
+    code = ("from imgclf import compute; from imgclf.compute import set_seed; "
             "from tensorflow.python.framework import config; "
             f"set_seed(0, compute.deterministic_ops({setting!r})); "
             "print(config.is_op_determinism_enabled())")

@@ -38,7 +38,7 @@ def csv_run(tmp_path_factory, keras_home):
 def test_a_csv_labelled_run_learns_and_keeps_groups_whole(csv_run):
     repo, listed = csv_run
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text())
-    assert metrics["accuracy"] >= 0.9 and metrics["n_test"] >= 20, metrics  # chance: 0.33
+    assert metrics["accuracy"] >= 0.9 and metrics["n_images"] >= 20, metrics  # chance: 0.33
     split_of = {}
     for split in ("train", "val", "test"):
         for file in (repo / "data" / "prepared" / split / "files.txt").read_text().split():
@@ -51,4 +51,4 @@ def test_a_csv_labelled_run_learns_and_keeps_groups_whole(csv_run):
     with open(repo / "plots" / "confusion.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert all(row["actual"] == listed[row["file"]][0] for row in rows)
-    assert len(rows) == metrics["n_test"]
+    assert len(rows) == metrics["n_images"]

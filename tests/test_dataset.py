@@ -5,18 +5,17 @@ import pytest
 from PIL import Image
 
 from imgclf.augment import augmentation
-from imgclf.dataset import batches, list_images, load_image, training_batches
+from imgclf.dataset import training_batches
+from imgclf.images import image_files, load_image
 
 
-def test_list_images_nested_hidden_and_extensions(tmp_path):
+def test_image_files_nested_hidden_and_extensions(tmp_path):
     for path in ["b/x.PNG", "b/deeper/y.jpeg", "a/z.JPG", "a/.hidden.png", "a/notes.txt",
                  ".git/w.png", "a/.thumbs/v.png"]:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (4, 4)).save(tmp_path / path, format="PNG")
-    classes, items = list_images(str(tmp_path))
-    assert classes == ["a", "b"]
-    found = [(os.path.relpath(p, tmp_path), label) for p, label in items]
-    assert found == [("a/z.JPG", 0), ("b/x.PNG", 1), ("b/deeper/y.jpeg", 1)]
+    found = [os.path.relpath(path, tmp_path) for path in image_files(str(tmp_path))]
+    assert found == ["a/z.JPG", "b/x.PNG", "b/deeper/y.jpeg"]
 
 
 def test_load_image_modes_become_rgb_at_size(tmp_path):

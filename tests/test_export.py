@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgclf.dataset import load_image
+from imgclf.images import load_image
 from imgclf.errors import UserError
-from stages.export import (check, export, failed_checks, full_size_batches, leave_out_failed,
+from imgclf.export import (check, export, failed_checks, full_size_batches, leave_out_failed,
                            predictor, representative_images, size_in_bytes)
 from tests.informative import SIZE, assert_informative, separable_images
 
@@ -92,14 +92,14 @@ def test_failed_checks_judge_flipped_images_and_accuracy_on_small_splits():
     # Two flips in 190 (the float16 MobileNetV2-0.35 of the sample) is noise, not a bad file.
     passing = {"saved_model": result(0, 0.963), "tflite_float16": result(2, 0.963 - 2 / 190),
                "tflite_int8": result(3, 0.963 - 1 / 190)}
-    assert failed_checks(passing, keras_accuracy=0.963, count=190) == []
+    assert failed_checks(passing, keras_accuracy=0.963, count=190) == {}
     failing = {"tflite_float16": result(4, 0.963), "tflite_int8": result(3, 0.963 - 3 / 190)}
-    assert failed_checks(failing, keras_accuracy=0.963, count=190) == [
-        "tflite_float16 changes the class of 4 of 190 images (at most 3 allowed)",
-        "tflite_int8 is 1.6 points less accurate than the Keras model (0.9472 against 0.9630; "
-        "at most 1.1 allowed on 190 images)"]
+    assert failed_checks(failing, keras_accuracy=0.963, count=190) == {
+        "tflite_float16": "tflite_float16 changes the class of 4 of 190 images (at most 3 allowed)",
+        "tflite_int8": "tflite_int8 is 1.6 points less accurate than the Keras model (0.9472 "
+                       "against 0.9630; at most 1.1 allowed on 190 images)"}
     # On 1,000 images the bounds are 2% of the images and 1 point.
-    assert failed_checks({"tflite_int8": result(20, 0.95, 1000)}, 0.96, 1000) == []
+    assert failed_checks({"tflite_int8": result(20, 0.95, 1000)}, 0.96, 1000) == {}
     assert failed_checks({"tflite_int8": result(21, 0.96, 1000)}, 0.96, 1000)
 
 
@@ -108,11 +108,12 @@ def test_a_failed_format_is_left_out_with_a_warning_unless_strict(tmp_path, caps
     for name in ("saved_model", "tflite_float16"):
         written[name] = str(tmp_path / name)
         (tmp_path / name).write_text("model")
-    failures = ["tflite_float16 changes the class of 4 of 190 images (at most 3 allowed)"]
+    failures = {"tflite_float16": ["tflite_float16 changes the class of 4 of 190 images (at "
+                                   "most 3 allowed)"]}
     with pytest.raises(UserError, match="export.strict is true"):
-        leave_out_failed(dict(written), failures, strict=True)
+        leave_out_failed(dict(written), failures, True, "metrics/export.json")
     assert (tmp_path / "tflite_float16").exists()
-    assert leave_out_failed(written, failures, strict=False) == ["tflite_float16"]
+    assert leave_out_failed(written, failures, False, "metrics/export.json") == ["tflite_float16"]
     assert list(written) == ["saved_model"] and (tmp_path / "saved_model").exists()
     assert not (tmp_path / "tflite_float16").exists()
     assert "warning: tflite_float16 changes the class of 4 of 190" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import pytest
 
 from imgclf import model as model_lib
 from imgclf.errors import UserError
-from stages.features import check_signal
+from imgclf.features import check_signal
 from tests.conftest import (TINY_CLASSES, TINY_PER_CLASS, copy_project, run, stage_commands,
                             tiny_params, write_images)
 from tests.informative import pretrained_extractor, separable_images

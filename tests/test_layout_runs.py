@@ -66,7 +66,7 @@ def test_an_exported_layout_runs_end_to_end_on_its_real_classes(tmp_path, keras_
                for name, command in stage_commands(repo).items()}
     assert described in outputs["split"], outputs["split"]
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["accuracy"] >= 0.9 and metrics["n_test"] >= 24, metrics  # chance: 0.33
+    assert metrics["accuracy"] >= 0.9 and metrics["n_images"] >= 24, metrics  # chance: 0.33
     per_class = json.loads((repo / "metrics" / "per_class.json").read_text(encoding="utf-8"))
     assert [name for name in per_class if name in classes] == classes
     with open(repo / "plots" / "confusion.csv", newline="", encoding="utf-8") as f:

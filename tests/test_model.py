@@ -6,7 +6,8 @@ import yaml
 
 from imgclf import model as model_lib
 from imgclf import params
-from imgclf.training import compile_model, set_seed
+from imgclf.compute import set_seed
+from imgclf.training import compile_model
 from imgclf.unfreeze import unfreeze_top
 from tests.informative import (SIZE, assert_informative, pretrained_weights, separable_images,
                                trained_classifier)

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgclf.dataset import load_image, read_split, try_load_image
+from imgclf.dataset import read_split
+from imgclf.images import load_image, try_load_image
 from imgclf.errors import UserError
 from imgclf.manifest import read_manifest
 from imgclf.prepare import prepare

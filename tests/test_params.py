@@ -4,7 +4,7 @@ import re
 import pytest
 import yaml
 
-from imgclf import backbones, params
+from imgclf import backbones, model_params
 from imgclf.errors import UserError
 
 
@@ -16,16 +16,16 @@ def values():
 
 def check_error(values, pattern):
     with pytest.raises(UserError) as error:
-        params.validate(values)
+        model_params.validate(values)
     message = str(error.value)
     assert "\n" not in message
     assert re.search(pattern, message), message
 
 
 def test_project_params_are_valid(values):
-    checked = params.validate(copy.deepcopy(values))
+    checked = model_params.validate(copy.deepcopy(values))
     assert checked["model"] in backbones.REGISTRY
-    assert params.input_size(checked) == checked["image_size"]
+    assert model_params.input_size(checked) == checked["image_size"]
 
 
 def test_every_backbone_has_an_entry_for_dvc(values):
@@ -93,7 +93,7 @@ def test_unreadable_file(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("model: [unclosed\n")
     with pytest.raises(UserError, match="is not valid YAML"):
-        params.load(str(path))
+        model_params.load(str(path))
 
 
 def keys_at_any_depth(mapping, prefix=""):
@@ -130,4 +130,4 @@ def test_the_readmes_own_data_command_passes_the_resolution_check(values):
         target = values[section] if section else values
         target[key] = yaml.safe_load(value)
     values["data"]["dir"] = "my_images"
-    params.validate(values)
+    model_params.validate(values)

@@ -47,8 +47,8 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
     assert stages_run(output) == {"sample", "weights", "split", "preprocess", "features", "probe",
                                   "transfer", "finetune", "evaluate", "export", "plot"}
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text())
-    assert set(metrics) >= {"accuracy", "precision", "recall", "f1", "loss", "n_test"}
-    assert metrics["n_test"] == 40  # 10% of 40 per class: the test split only
+    assert set(metrics) >= {"accuracy", "precision", "recall", "f1", "loss", "n_images"}
+    assert metrics["n_images"] == 40  # 10% of 40 per class: the test split only
     # Random weights give about 0.1 here: this fails if the ImageNet weights or the
     # backbone's preprocessing are lost.
     assert metrics["accuracy"] >= 0.6, metrics

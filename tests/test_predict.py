@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from imgclf.dataset import load_image
+from imgclf.images import load_image
 from imgclf.predict import image_paths, main, predict
 from tests.conftest import write_images
 from tests.informative import SIZE, assert_informative
@@ -76,7 +76,8 @@ def test_images_are_decoded_at_the_resolution_the_model_records(tmp_path, monkey
 
 
 def test_test_time_augmentation_averages_with_the_mirror_image(tmp_path, classifier):
-    from stages.evaluate import predict as evaluate_predict
+    from imgclf.dataset import batches
+    from imgclf.model import probabilities
 
     folder = write_images(str(tmp_path / "new"), ["cat", "dog", "fox"], per_class=2, seed=6)
     paths = list(image_paths([folder]))
@@ -93,6 +94,6 @@ def test_test_time_augmentation_averages_with_the_mirror_image(tmp_path, classif
     np.testing.assert_allclose(got, expected, **same)
     labels = np.array([0, 0, 1, 1, 2, 2])
     pixels = images.astype(np.uint8)
-    np.testing.assert_allclose(evaluate_predict(classifier, pixels, labels, 4, tta=True), expected,
-                               **same)
-    np.testing.assert_allclose(evaluate_predict(classifier, pixels, labels, 4), plain, **same)
+    dataset = batches(pixels, labels, 4)
+    np.testing.assert_allclose(probabilities(classifier, dataset, tta=True), expected, **same)
+    np.testing.assert_allclose(probabilities(classifier, dataset), plain, **same)

@@ -6,11 +6,11 @@ import pytest
 
 from imgclf.dataset import read_classes, read_split
 from imgclf.errors import UserError
-from stages.evaluate import score
-from stages.features import float16_rows
+from imgclf.features import float16_rows
+from imgclf.scoring import below_probe_note, single_label_score as score
 from imgclf import charts
 from imgclf.report import html_report
-from stages.plot import confident_mistakes, examples_per_class
+from imgclf.gallery import confident_mistakes, examples_per_class
 from imgclf.manifest import read_manifest
 from imgclf.prepare import prepare
 from imgclf.splitting import split_dataset
@@ -83,7 +83,7 @@ def test_prepare_decodes_every_split_and_reports_unreadable_files(image_folder, 
 def test_score_macro_metrics_and_loss():
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     metrics, report = score(probabilities, np.array([0, 1, 1, 1]), ["no", "yes"])
-    assert metrics["accuracy"] == 0.75 and metrics["n_test"] == 4
+    assert metrics["accuracy"] == 0.75 and metrics["n_images"] == 4
     assert metrics["recall"] == pytest.approx((1 + 2 / 3) / 2)
     assert metrics["precision"] == pytest.approx((0.5 + 1) / 2)
     assert metrics["loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4, 0.7])))
@@ -150,7 +150,13 @@ def test_gradcam_gives_a_map_for_each_image_that_is_not_empty(classifier):
 def test_report_is_one_self_contained_page(tmp_path):
     png = tmp_path / "x.png"
     charts.per_class({"a": {"precision": 1, "recall": 1, "f1-score": 1}}, ["a"], str(png))
-    page = html_report({"test": {"accuracy": 0.93456}}, {"model": "vgg16", "head": {"dense": [256]}},
+    metrics = {"test": {"accuracy": 0.93456, "n_images": 40, "transfer_accuracy": 0.9,
+                        "probe_accuracy": 0.95, "evaluated_on_val": 0},
+               "probe": {"val_accuracy": 0.97},
+               "finetune": {"unfrozen_layers": 20, "kept_transfer_model": 0, "best_epoch": 7,
+                            "epochs_run": 4, "best_val_accuracy": 0.96}}
+    dataset = {"images": {"train": 120, "val": 30, "test": 40}, "skipped": {"unreadable": 2}}
+    page = html_report(metrics, dataset, {"model": "vgg16", "head": {"dense": [256]}},
                        {"scores": str(png)})
     assert "data:image/png;base64," in page and "0.9346" in page and "head.dense" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
@@ -162,8 +168,9 @@ def test_finetune_that_only_hurts_is_undone(tmp_path):
     from imgclf import params
     from imgclf.charts import live_history
     from imgclf.dataset import batches, training_batches
-    from imgclf.training import one_hot, open_live, set_seed
-    from stages.finetune import finetune
+    from imgclf.compute import set_seed
+    from imgclf.finetuning import finetune
+    from imgclf.training import one_hot, open_live
     from tests.informative import trained_classifier
 
     set_seed(0)
@@ -196,13 +203,7 @@ def test_features_beyond_float16_range_stop_the_stage():
         float16_rows(np.array([[np.nan]]), "train.npy")
 
 
-def test_the_below_probe_note_is_not_fooled_by_float32_rounding(tmp_path, monkeypatch):
-    from imgclf.files import write_json
-    from stages.evaluate import below_probe_note
-
-    monkeypatch.chdir(tmp_path)
-    write_json("metrics/probe.json", {"val_accuracy": 53 / 55})
-    write_json("metrics/finetune.json", {"best_val_accuracy": float(np.float32(53 / 55))})
-    assert below_probe_note() == ""
-    write_json("metrics/finetune.json", {"best_val_accuracy": 52 / 55})
-    assert "below the linear probe on val (0.9455 against 0.9636)" in below_probe_note()
+def test_the_below_probe_note_is_not_fooled_by_float32_rounding():
+    assert below_probe_note(53 / 55, float(np.float32(53 / 55))) == ""
+    assert "below the linear probe on val (0.9455 against 0.9636)" in below_probe_note(53 / 55,
+                                                                                       52 / 55)

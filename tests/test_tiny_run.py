@@ -24,7 +24,7 @@ def folder_class(path):
 
 def test_the_pipeline_learns_a_separable_dataset(tiny_run):
     metrics = json.loads((tiny_run / "metrics" / "metrics.json").read_text())
-    assert metrics["n_test"] == 30 and metrics["evaluated_on_val"] == 0
+    assert metrics["n_images"] == 30 and metrics["evaluated_on_val"] == 0
     assert metrics["accuracy"] >= 0.9 and metrics["transfer_accuracy"] >= 0.9, metrics  # chance: 0.33
     assert metrics["f1"] >= 0.9, metrics
     assert metrics["probe_accuracy"] >= 0.9 and metrics["probe_f1"] >= 0.9, metrics  # baseline

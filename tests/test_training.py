@@ -141,7 +141,8 @@ def contradicting_features(seed=0):
 def train_head(phase, live_dir, seed=0):
     from imgclf import model as model_lib
     from imgclf.dataset import batches, training_batches
-    from imgclf.training import fit, one_hot, open_live, set_seed
+    from imgclf.compute import set_seed
+    from imgclf.training import fit, one_hot, open_live
 
     set_seed(seed)
     features, labels, swapped = contradicting_features()

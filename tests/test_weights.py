@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from imgclf import backup, params
+from imgclf import backup, model_params
 from imgclf.backbones import build_backbone
 from imgclf.errors import UserError
 from tests.conftest import make_pipeline_repo
@@ -85,7 +85,7 @@ def test_files_that_are_not_this_backbones_keras_weights_are_one_line(tmp_path):
     values["weights"] = str(tmp_path / "w.bin")
     (tmp_path / "w.bin").write_bytes(b"x")
     with pytest.raises(UserError, match=r"weights is '.*w.bin'; expected .*\.weights\.h5, \.h5"):
-        params.validate(values)
+        model_params.validate(values)
 
 
 def test_a_truncated_weights_file_is_one_line(tmp_path):
@@ -137,7 +137,7 @@ def test_backbone_arguments_keras_cannot_build_are_one_line(model, args, weights
     values.update(model=model, weights=weights)
     values["backbones"][model] = args
     with pytest.raises(UserError, match=message):
-        params.validate(values)
+        model_params.validate(values)
 
 
 def test_any_alpha_builds_with_random_weights():
@@ -145,7 +145,7 @@ def test_any_alpha_builds_with_random_weights():
         values = yaml.safe_load(f)
     values.update(weights="none")
     values["backbones"]["mobilenet"] = {"alpha": 0.3}
-    params.validate(values)
+    model_params.validate(values)
     assert build_backbone("mobilenet", "none", 64, {"alpha": 0.3}).count_params() > 0
 
 
@@ -155,7 +155,7 @@ def test_a_seed_beyond_what_tensorflow_takes_is_one_line(seed, ok):
         values = yaml.safe_load(f)
     values["seed"] = seed
     if ok:
-        params.validate(values)
+        model_params.validate(values)
         return
     with pytest.raises(UserError, match=r"seed is 4294967296; expected an integer from 0 to 4294967295"):
-        params.validate(values)
+        model_params.validate(values)

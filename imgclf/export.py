@@ -1,0 +1,213 @@
+"""Exporting a Keras model as a SavedModel and TensorFlow Lite files, and checking each
+file against the Keras model before it is shipped (the export stage; README: Exporting)."""
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from imgclf.dataset import batches
+from imgclf.images import load_image
+from imgclf.errors import UserError
+from imgclf.model import label_thresholds
+from imgclf.multilabel import decide
+
+MAX_FLIPPED = 0.02  # a format may change the class of 2% of the images (at least 3 images)
+MAX_DROP_POINTS = 1.0  # and lose at most 1 point of accuracy (at least 2 images' worth)
+FULL_SIZE_IMAGES = 50
+
+
+def tflite_options(kind, representative):
+    """Converter settings of each TensorFlow Lite kind; only built-in ops, so the files run
+    on the plain LiteRT runtime."""
+    import tensorflow as tf
+
+    builtins = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+    if kind == "float32":
+        return {"target_spec": builtins}
+    if kind == "float16":
+        return {"optimizations": [tf.lite.Optimize.DEFAULT],
+                "target_spec": {**builtins, "supported_types": [tf.float16]}}
+    # Every op in int8; the input and output stay float32, so all files take the same pixels.
+    return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative,
+            "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}}
+
+
+def representative_images(images, count, size):
+    """A calibration sample for int8: `count` train images spread evenly over the split
+    (which is ordered by class, so every class is in it), one per call, at the model's size."""
+    picks = np.linspace(0, len(images) - 1, min(count, len(images))).astype(int)
+
+    def generate():
+        for index in picks:
+            yield [resized(np.asarray(images[index:index + 1], np.float32), size)]
+    return generate
+
+
+def resized(images, size):
+    """Images at the exported models' fixed input size, resized as the Keras model's own
+    Resizing layer does (bilinear, antialiased); unchanged when they already have it."""
+    if images.shape[1:3] == (size, size):
+        return images
+    import tensorflow as tf
+
+    return tf.image.resize(images, (size, size), antialias=True).numpy()
+
+
+def export(model, path, formats, representative):
+    """Write each format under path; returns {format: file or folder}."""
+    import tensorflow as tf
+
+    from imgclf.model import fixed_size_model, input_resolution
+
+    size = input_resolution(model)
+    written = {}
+    if "saved_model" in formats:
+        written["saved_model"] = os.path.join(path, "saved_model")
+        model.export(written["saved_model"], format="tf_saved_model", verbose=False,
+                     input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    for kind in ("float32", "float16", "int8"):
+        if f"tflite_{kind}" in formats:
+            file = os.path.join(path, f"model_{kind}.tflite")
+            fixed_size_model(model).export(file, format="litert", verbose=False,
+                         input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)],
+                         **tflite_options(kind, representative))
+            written[f"tflite_{kind}"] = file
+    return written
+
+
+def predictor(name, path, size):
+    """A function from a batch of images (at any size) to the exported model's probabilities;
+    .tflite files run on the LiteRT interpreter that apps use."""
+    import tensorflow as tf
+
+    if name == "saved_model":
+        loaded = tf.saved_model.load(path)  # kept referenced: serve needs its variables
+        return lambda images: loaded.serve(tf.convert_to_tensor(images, tf.float32)).numpy()
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def predict(images):
+        batch = resized(np.asarray(images, np.float32), size)
+        interpreter.resize_tensor_input(source["index"], batch.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(source["index"], batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(target["index"])
+    return predict
+
+
+def decisions(model, probabilities):
+    """Class indices (single_label: the most probable), or 0/1 per label (multi_label: each
+    label at or above its threshold)."""
+    thresholds = label_thresholds(model)
+    if thresholds is None:
+        return np.asarray(probabilities).argmax(axis=-1)
+    return decide(probabilities, thresholds)
+
+
+def check(model, predictors, dataset):
+    """Per format, how many images it classifies otherwise than the Keras model (flipped;
+    multi_label: any label decided otherwise, at the model's thresholds) and how many right
+    (multi_label: every label); the Keras model's accuracy and the image count. dataset
+    yields (images, labels) batches; images of one batch share a size."""
+    flipped, correct = {n: 0 for n in predictors}, {n: 0 for n in predictors}
+    keras_correct, count = 0, 0
+
+    def differs(a, b):  # per image
+        return (a != b).reshape(len(a), -1).any(axis=1)
+
+    for images, labels in dataset:
+        labels = np.asarray(labels)
+        reference = decisions(model, model(images, training=False))
+        keras_correct += int(np.sum(~differs(reference, labels)))
+        count += len(labels)
+        for name, predict in predictors.items():
+            predicted = decisions(model, predict(images))
+            flipped[name] += int(np.sum(differs(predicted, reference)))
+            correct[name] += int(np.sum(~differs(predicted, labels)))
+    return keras_correct / count, count, {
+        name: {"flipped": flipped[name], "agreement": 1 - flipped[name] / count,
+               "accuracy": correct[name] / count} for name in predictors}
+
+
+def full_size_batches(files, labels, limit=FULL_SIZE_IMAGES):
+    """Up to `limit` of the files, spread over the split, each decoded at its own size as
+    a batch of one."""
+    picks = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).astype(int))
+    for index in picks:
+        yield load_image(files[index])[None].astype(np.float32), labels[index:index + 1]
+
+
+def failed_checks(results, keras_accuracy, count):
+    """{format: why it fails} for each format that fails on `count` images."""
+    allowed_flips = max(3, math.floor(MAX_FLIPPED * count))
+    allowed_drop = max(MAX_DROP_POINTS / 100, 2 / count)
+    failures = {}
+    for name, result in results.items():
+        drop = keras_accuracy - result["accuracy"]
+        if result["flipped"] > allowed_flips:
+            failures[name] = (f"{name} changes the class of {result['flipped']} of {count} "
+                              f"images (at most {allowed_flips} allowed)")
+        elif drop > allowed_drop + 1e-9:
+            failures[name] = (f"{name} is {100 * drop:.1f} points less accurate than the Keras "
+                              f"model ({result['accuracy']:.4f} against {keras_accuracy:.4f}; "
+                              f"at most {100 * allowed_drop:.1f} allowed on {count} images)")
+    return failures
+
+
+def size_in_bytes(path):
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, file))
+               for root, _, files in os.walk(path) for file in files)
+
+
+def leave_out_failed(written, failures, strict, figures_file):
+    """Delete each format that failed its check ({format: [why]}) from written (and disk),
+    warning on stderr; with strict, stop the stage instead. Returns the names left out."""
+    lines = [line for name in failures for line in failures[name]]
+    if lines and strict:
+        raise UserError("export: " + "; ".join(lines) + f" (figures in {figures_file}); "
+                        "export.strict is true (README: Exporting)")
+    for name in failures:
+        path = written.pop(name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    for line in lines:
+        print(f"export: warning: {line}; left out (figures in {figures_file})", file=sys.stderr)
+    return list(failures)
+
+
+def check_all(model, written, split, size):
+    """The check on split, (images, labels, files) as prepared, and on full-size
+    originals: {"keras": ..., format: {...}} and {format: [why it failed each check]}."""
+    images, labels, files = split
+    predictors = {name: predictor(name, path, size) for name, path in written.items()}
+    accuracy, count, results = check(model, predictors, batches(images, labels, 64))
+    full_accuracy, full_count, full = check(model, predictors, full_size_batches(files, labels))
+    failures = {name: [] for name in written}
+    for name, line in failed_checks(results, accuracy, count).items():
+        failures[name].append(line)
+    for name, line in failed_checks(full, full_accuracy, full_count).items():
+        failures[name].append(f"{line} at full size")
+    for name, path in written.items():
+        full_size = {f"full_size_{key}": value for key, value in full[name].items()}
+        results[name] = {"bytes": size_in_bytes(path), **results[name], **full_size,
+                         "passed": int(not failures[name])}
+    failures = {name: lines for name, lines in failures.items() if lines}
+    keras = {"accuracy": accuracy, "n": count, "full_size_accuracy": full_accuracy,
+             "full_size_n": full_count}
+    return {"keras": keras, **results}, failures
+
+
+def write_labels(folder, class_names, thresholds=None):
+    """labels.txt (the class of each output column) and, for multi_label, thresholds.txt
+    (where each sigmoid says yes), one per line: what apps need beside the model."""
+    with open(os.path.join(folder, "labels.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(f"{name}\n" for name in class_names))
+    if thresholds is not None:
+        with open(os.path.join(folder, "thresholds.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(f"{value:.6f}\n" for value in thresholds))

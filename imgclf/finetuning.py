@@ -1,0 +1,48 @@
+"""Fine-tuning the full model (the finetune stage): unfreeze the top backbone layers,
+recompile, train on augmented images, keep the transfer model when that did not help."""
+from imgclf import compute
+from imgclf import model as model_lib
+from imgclf.augment import augmentation
+from imgclf.dataset import batches, training_batches
+from imgclf.training import compile_model, fit, one_hot, steps_per_epoch
+from imgclf.unfreeze import unfreeze_top
+
+
+def image_batches(train, val, class_count, phase, seed, augment_params):
+    """(train, val) as finetune takes them: train is (function of epochs -> augmented one-hot
+    batches, steps per epoch), val one-hot batches; train and val are (images, labels)."""
+    augment = augmentation(augment_params)
+
+    def train_batches(epochs):
+        return one_hot(training_batches(*train, phase["batch_size"], seed, epochs, augment),
+                       class_count)
+    steps = steps_per_epoch(len(train[1]), phase["batch_size"])
+    return (train_batches, steps), one_hot(batches(*val, phase["batch_size"]), class_count)
+
+
+def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=None,
+             jit_compile=False, backup=None, positive_weights=None):
+    """Unfreeze the top `unfrozen` backbone layers, recompile, train; returns the phase
+    metrics. train is (batches, steps) as imgclf.training.fit takes it. The model ends with
+    the weights that scored the lowest validation loss, the transfer model's included:
+    fine-tuning that only made things worse is undone. With nothing to unfreeze (or no
+    epochs) the transfer model is kept as it is. `transfer` is the transfer phase's metrics:
+    its epochs continue the same epoch axis (and live's steps). Call it under the strategy
+    the model was built in."""
+    initial_epoch = transfer["epochs_run"]
+    unfreeze_top(model_lib.backbone_of(model), unfrozen, phase["train_batchnorm"])
+    compile_model(model, phase, train[1], jit_compile, model_lib.is_multi_label(model),
+                  positive_weights)
+    compute.ready_to_fit(model, val)
+    val_loss, val_accuracy = model.evaluate(val, verbose=0)
+    kept = {"best_val_accuracy": float(val_accuracy), "best_val_loss": float(val_loss),
+            "best_epoch": transfer["best_epoch"], "kept_transfer_model": 1}
+    if not (unfrozen and phase["epochs"]):
+        return {"unfrozen_layers": 0, **kept, "epochs_run": 0, "seconds": 0.0}
+    transfer_weights = model.get_weights()
+    live.log_param("finetune_first_step", initial_epoch)  # the phase boundary
+    metrics = fit(model, train, val, phase, live, backup, initial_epoch, class_weight)
+    if metrics["best_val_loss"] >= val_loss:
+        model.set_weights(transfer_weights)
+        return {"unfrozen_layers": unfrozen, **metrics, **kept}
+    return {"unfrozen_layers": unfrozen, **metrics, "kept_transfer_model": 0}

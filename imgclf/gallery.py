@@ -1,0 +1,44 @@
+"""Image grids of a run's test predictions (the plot stage): the most confident mistakes,
+and Grad-CAM heat maps over a few images per class. rows are plots/confusion.csv's."""
+import csv
+
+from imgclf import charts
+
+
+def read_rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def confident_mistakes(rows, count):
+    wrong = [row for row in rows if row["actual"] != row["predicted"]]
+    return sorted(wrong, key=lambda row: -float(row["confidence"]))[:count]
+
+
+def examples_per_class(rows, per_class, max_images):
+    """The first `per_class` rows of each class, at most max_images in all."""
+    chosen, seen = [], {}
+    for row in rows:
+        if seen.get(row["actual"], 0) < per_class and len(chosen) < max_images:
+            chosen.append(row)
+            seen[row["actual"]] = seen.get(row["actual"], 0) + 1
+    return chosen
+
+
+def mistakes_grid(rows, image_of, path):
+    mistakes = confident_mistakes(rows, 18)
+    titles = [f"true {r['actual']}\npredicted {r['predicted']} ({float(r['confidence']):.2f})"
+              for r in mistakes]
+    charts.image_grid([image_of(r["file"]) for r in mistakes], titles, path,
+                      f"most confident mistakes ({len(mistakes)} shown)")
+
+
+def gradcam_grid(rows, image_of, class_names, model, path):
+    from imgclf.gradcam import heat_maps
+
+    given = [r for r in rows if r["predicted"] in class_names]  # multi_label: not NONE
+    chosen = examples_per_class(given, 2, 24)
+    images = [image_of(r["file"]) for r in chosen]
+    maps = heat_maps(model, images, [class_names.index(r["predicted"]) for r in chosen])
+    charts.image_grid(images, [f"{r['actual']} -> {r['predicted']}" for r in chosen], path,
+                      "Grad-CAM of the predicted class (last spatial layer)", overlays=maps)
