@@ -1,5 +1,22 @@
 """Exporting a Keras model as a SavedModel and TensorFlow Lite files, and checking each
-file against the Keras model before it is shipped (the export stage; README: Exporting)."""
+file against the Keras model before it is shipped (the export stage; docs/export.md).
+
+models/export/saved_model/          signature "serve": float32 RGB images, 0-255, any size
+                                    (resized inside, antialiased, as training images were)
+models/export/model_<kind>.tflite   float32, float16 (weights) or int8 (weights and
+                                    activations, calibrated on train images); input
+                                    [batch, size, size, 3] float32 0-255 (resize first),
+                                    output probabilities
+models/export/labels.txt            the class of each output column, one per line
+metrics/export.json                 per format: bytes, flipped images, accuracy, passed
+
+Each format is checked on the test split as prepared, and on up to FULL_SIZE_IMAGES of its
+files at their original size (what apps are given). A format fails when more images change
+class than a small test set can explain, or when it loses accuracy (see failed_checks). A
+failed format is left out of models/export/ with a warning and its figures, and the stage
+still finishes, so a good experiment is not thrown away; export.strict: true makes a failed
+format stop the stage (for release builds).
+"""
 import math
 import os
 import shutil

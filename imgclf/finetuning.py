@@ -46,3 +46,14 @@ def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=No
         model.set_weights(transfer_weights)
         return {"unfrozen_layers": unfrozen, **metrics, **kept}
     return {"unfrozen_layers": unfrozen, **metrics, "kept_transfer_model": 0}
+
+
+def summary(metrics, from_scratch, compute_summary):
+    """What the finetune stage prints: how deep, how long, on what, and which model it kept."""
+    line = (f"{metrics['unfrozen_layers']} backbone layers unfrozen, {metrics['epochs_run']} "
+            f"epochs (training {metrics['seconds']} s; {compute_summary})")
+    if metrics["kept_transfer_model"] and metrics["epochs_run"]:
+        line += " (no epoch beat the transfer model on val loss: kept it)"
+    if from_scratch:
+        line += " (weights: none: every layer trained from scratch with transfer.*'s settings)"
+    return line

@@ -55,6 +55,19 @@ def fit(train_x, train_y, val_x, val_y, seed=0):
     return best
 
 
+def fit_arrays(train, val, pooling, seed=0):
+    """fit() on (pooled features, labels) of train and val, as save() stores it (for
+    multi_label with its own thresholds, chosen on val), and its val figures."""
+    from imgclf.multilabel import choose_thresholds
+
+    probe, figures = fit(*train, *val, seed)
+    arrays = as_arrays(probe, pooling)
+    if np.ndim(train[1]) == 2:
+        val_probabilities = probabilities(arrays, val[0], train[1].shape[1])
+        arrays["thresholds"] = choose_thresholds(val_probabilities, val[1])
+    return arrays, figures
+
+
 def val_figures(probe, val_x, val_y):
     """Accuracy and log loss on val; for multi_label, per-label accuracy at 0.5 (as Keras'
     binary accuracy), binary log loss and mean average precision."""

@@ -50,6 +50,17 @@ def headline(metrics):
     return {"accuracy": metrics["accuracy"], "macro F1": metrics["f1"]}
 
 
+def summary(figures):
+    """One line of headline figures per model: figures is [(name, metrics)], empty ones
+    (no probe with weights: none) left out."""
+    parts = []
+    for name, metrics in figures:
+        if metrics:
+            values = ", ".join(f"{key} {value:.4f}" for key, value in headline(metrics).items())
+            parts.append(f"{name}: {values}")
+    return "; ".join(parts)
+
+
 def prefixed(prefix, metrics):
     return {f"{prefix}_{key}": value for key, value in metrics.items() if key != "n_images"}
 

@@ -1,6 +1,7 @@
 """Optimizers and schedules, compiling and fitting, for the transfer and finetune
 stages. A phase is the transfer.* or finetune.* section of params.yaml."""
 import math
+import os
 import time
 
 import keras
@@ -135,6 +136,17 @@ def open_live(folder, resume=False):
     except SCMError as error:  # dvclive 3.49 in a Git repo without commits (dvclive#522)
         raise UserError(f"dvclive cannot log in this Git repository ({error}): commit "
                         "once (git add -A && git commit -m start), then rerun") from error
+
+
+def continue_live(earlier, folder):
+    """dvclive's logger at folder, continuing the history in the folder `earlier` on the same
+    step axis (fine-tuning's epochs follow transfer's: one history of both phases)."""
+    import shutil
+
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    shutil.copytree(earlier, folder)
+    return open_live(folder, resume=True)
 
 
 def fit(model, train, val, phase, live, backup=None, initial_epoch=0, class_weight=None):

@@ -50,9 +50,7 @@ def main():
     with replaced_when_done(PROBABILITIES) as tmp, open(tmp, "wb") as f:
         np.save(f, probabilities)
     figures = [("final", metrics), ("before fine-tuning", transfer), ("linear probe", probe)]
-    summary = "; ".join(f"{name}: " + ", ".join(f"{key} {value:.4f}" for key, value in
-                                                 scoring.headline(scores).items())
-                        for name, scores in figures if scores)
+    summary = scoring.summary(figures)
     note = saved_probe is not None and scoring.below_probe_note(
         read_json(PROBE_METRICS)["val_accuracy"], read_json(FINETUNE_METRICS)["best_val_accuracy"])
     if split == "val":

@@ -1,25 +1,10 @@
-"""export: models/model.keras as a TensorFlow SavedModel and TensorFlow Lite files, with a
-labels file, each checked against the Keras model before it is shipped.
-
-models/export/saved_model/          signature "serve": float32 RGB images, 0-255, any size
-                                    (resized inside, antialiased, as training images were)
-models/export/model_<kind>.tflite   float32, float16 (weights) or int8 (weights and
-                                    activations, calibrated on train images); input
-                                    [batch, size, size, 3] float32 0-255 (resize first),
-                                    output probabilities
-models/export/labels.txt            the class of each output column, one per line
-metrics/export.json                 per format: bytes, flipped images, accuracy, passed
-
-Each format is checked on the test split as prepared, and on up to FULL_SIZE_IMAGES of its
-files at their original size (what apps are given). A format fails when more images change
-class than a small test set can explain, or when it loses accuracy (see failed_checks). A
-failed format is left out of models/export/ with a warning and its figures, and the stage
-still finishes, so a good experiment is not thrown away; export.strict: true makes a failed
-format stop the stage (for release builds).
+"""export: models/model.keras as a TensorFlow SavedModel and TensorFlow Lite files in
+models/export/, with labels.txt, each checked against the Keras model on the test split and
+on files at full size (imgclf.export describes the formats and the checks). A failed format
+is left out with a warning and its figures in metrics/export.json; export.strict: true makes
+it stop the stage instead (for release builds).
 """
 import os
-
-import keras
 
 from imgclf import export as export_lib
 from imgclf import model as model_lib
@@ -36,7 +21,7 @@ METRICS = "metrics/export.json"
 
 def main():
     settings = params_lib.load()["export"]
-    model = keras.models.load_model(MODEL)
+    model = model_lib.load(MODEL)
     size = model_lib.input_resolution(model)
     split = evaluation_split(PREPARED)
     train, _, _ = read_split(PREPARED, "train")

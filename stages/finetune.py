@@ -7,9 +7,6 @@ metrics/finetune.json and dvclive/training/: the transfer stage's dvclive histor
 on the same step axis, one history of both phases. A killed run resumes from
 backups/finetune/ (imgclf.backup).
 """
-import os
-import shutil
-
 from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf import model as model_lib
@@ -18,8 +15,8 @@ from imgclf.build import assemble, from_scratch, scratch_phase
 from imgclf.dataset import is_multi_label, read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
-from imgclf.finetuning import finetune, image_batches
-from imgclf.training import class_weights, open_live, positive_weights, set_val_thresholds
+from imgclf.finetuning import finetune, image_batches, summary
+from imgclf.training import class_weights, continue_live, positive_weights, set_val_thresholds
 from imgclf.unfreeze import top_layer_count
 
 PREPARED = "data/prepared"
@@ -57,10 +54,7 @@ def main():
                                                params["seed"], params["augment"])
     weighting = params["class_weight"]
     made_from = backup_lib.fingerprint(params, [PREPARED, HEAD, TRANSFER_METRICS, __file__])
-    if os.path.isdir(LIVE):
-        shutil.rmtree(LIVE)
-    shutil.copytree(TRANSFER_LIVE, LIVE)  # fine-tuning's steps follow transfer's
-    with strategy.scope(), open_live(LIVE, resume=True) as live:
+    with strategy.scope(), continue_live(TRANSFER_LIVE, LIVE) as live:
         metrics = finetune(model, train_batches, val_batches, phase, unfrozen, live,
                            read_json(TRANSFER_METRICS),
                            class_weights(weighting, class_names, train[1]), jit_compile,
@@ -72,13 +66,8 @@ def main():
         compute.float32_copy(model).save(tmp)
     write_json(METRICS, metrics)
     backup_lib.discard(BACKUP)
-    kept = " (no epoch beat the transfer model on val loss: kept it)" if (
-        metrics["kept_transfer_model"] and metrics["epochs_run"]) else ""
-    if from_scratch(params):
-        kept += " (weights: none: every layer trained from scratch with transfer.*'s settings)"
-    return (f"finetune: {metrics['unfrozen_layers']} backbone layers unfrozen, "
-            f"{metrics['epochs_run']} epochs (training {metrics['seconds']} s; "
-            f"{compute.summary(strategy, jit_compile)}) -> {MODEL}{kept}")
+    compute_line = compute.summary(strategy, jit_compile)
+    return f"finetune: {summary(metrics, from_scratch(params), compute_line)} -> {MODEL}"
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from imgclf import params as params_lib
 from imgclf import probe as probe_lib
 from imgclf.errors import run_stage
 from imgclf.files import write_json
-from imgclf.multilabel import choose_thresholds
 
 FEATURES = "data/features"
 PROBE = "models/probe.npz"
@@ -32,12 +31,8 @@ def main():
     if not features_lib.is_cached(FEATURES):  # weights: none
         arrays, metrics = {}, {"C": 0.0, "val_accuracy": 0.0, "val_loss": 0.0}
     else:
-        (train_x, train_y), (val_x, val_y) = load_pooled("train", pooling), load_pooled("val", pooling)
-        probe, metrics = probe_lib.fit(train_x, train_y, val_x, val_y, params["seed"])
-        arrays = probe_lib.as_arrays(probe, pooling)
-        if train_y.ndim == 2:  # task: multi_label: the probe's own thresholds, on val
-            val_probabilities = probe_lib.probabilities(arrays, val_x, train_y.shape[1])
-            arrays["thresholds"] = choose_thresholds(val_probabilities, val_y)
+        arrays, metrics = probe_lib.fit_arrays(load_pooled("train", pooling),
+                                               load_pooled("val", pooling), pooling, params["seed"])
     probe_lib.save(PROBE, arrays)
     write_json(METRICS, {**metrics, "seconds": round(time.perf_counter() - start, 1)})
     if not arrays:
