@@ -26,7 +26,7 @@ def workers_in_tf_config():
         cluster = json.loads(raw)["cluster"]
     except (ValueError, KeyError, TypeError):
         raise UserError("TF_CONFIG is set but is not JSON with a \"cluster\" key; see "
-                        "README: Several machines") from None
+                        "docs/distributed.md: several machines") from None
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
@@ -48,8 +48,8 @@ def strategy(setting):
     if name == "multi_worker":
         if not workers_in_tf_config():
             raise UserError("params.yaml: compute.distribute is multi_worker but TF_CONFIG is "
-                            "not set; set it on every machine (README: Several machines) or use "
-                            "auto, one_device or mirrored")
+                            "not set; set it on every machine (docs/distributed.md: several "
+                            "machines) or use auto, one_device or mirrored")
         _average_logs_across_workers()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":

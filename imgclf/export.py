@@ -189,7 +189,7 @@ def leave_out_failed(written, failures, strict, figures_file):
     lines = [line for name in failures for line in failures[name]]
     if lines and strict:
         raise UserError("export: " + "; ".join(lines) + f" (figures in {figures_file}); "
-                        "export.strict is true (README: Exporting)")
+                        "export.strict is true (docs/export.md)")
     for name in failures:
         path = written.pop(name)
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)

@@ -1,6 +1,6 @@
 """Training the new head on cached backbone features (the transfer stage)."""
 from imgclf import model as model_lib
-from imgclf.dataset import batches, is_multi_label, training_batches
+from imgclf.dataset import batches, training_batches
 from imgclf.training import (class_weights, compile_model, fit, one_hot, positive_weights,
                              steps_per_epoch)
 
@@ -12,7 +12,7 @@ def train_head(train, val, class_names, params, live, strategy, jit_compile=Fals
     phase, count = params["transfer"], len(class_names)
     size = phase["batch_size"]
     steps = steps_per_epoch(len(train_y), size)
-    multi_label = is_multi_label(train_y)
+    multi_label = params["task"] == "multi_label"
     weights = positive_weights(params["class_weight"], class_names, train_y) if multi_label else None
     with strategy.scope():
         head = model_lib.build_head(train_x.shape[1:], count, **params["head"],

@@ -85,7 +85,7 @@ def plot(rates_used, losses, suggested, title, path):
 def transfer_setup(params):
     """The new head and the cached train features, as the transfer stage trains them."""
     from imgclf import features as features_lib
-    from imgclf.dataset import is_multi_label, read_classes, training_batches
+    from imgclf.dataset import read_classes, training_batches
     from imgclf.errors import UserError
     from imgclf.model import build_head
     from imgclf.training import one_hot
@@ -95,7 +95,7 @@ def transfer_setup(params):
                         "finetune, with transfer.*'s settings): use --phase finetune")
     features, labels = features_lib.load(FEATURES, "train")
     count = len(read_classes(FEATURES))
-    multi_label = is_multi_label(labels)
+    multi_label = params["task"] == "multi_label"
     head = build_head(features.shape[1:], count, **params["head"], multi_label=multi_label)
     phase = params["transfer"]
     dataset = training_batches(features, labels, phase["batch_size"], params["seed"], SWEEP_EPOCHS)
@@ -107,14 +107,14 @@ def finetune_setup(params):
     and the augmented train images."""
     from imgclf.augment import augmentation
     from imgclf.build import assemble, from_scratch, scratch_phase
-    from imgclf.dataset import is_multi_label, read_classes, read_split, training_batches
+    from imgclf.dataset import read_classes, read_split, training_batches
     from imgclf.model import backbone_of, load
     from imgclf.training import one_hot
     from imgclf.unfreeze import top_layer_count, unfreeze_top
 
     classes = read_classes(PREPARED)
     images, labels, _ = read_split(PREPARED, "train")
-    multi_label = is_multi_label(labels)
+    multi_label = params["task"] == "multi_label"
     model = assemble(params, load(HEAD), classes, images.shape[1], multi_label)
     backbone = backbone_of(model)
     phase = scratch_phase(params, backbone) if from_scratch(params) else params["finetune"]

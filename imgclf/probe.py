@@ -6,6 +6,7 @@ import zipfile
 import numpy as np
 
 from imgclf.arrays import read_rows
+from imgclf.dataset import is_multi_label
 from imgclf.errors import UserError
 from imgclf.files import replaced_when_done
 
@@ -40,7 +41,7 @@ def fit(train_x, train_y, val_x, val_y, seed=0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    multi_label = np.ndim(train_y) == 2
+    multi_label = is_multi_label(train_y)
     best = None
     for strength in C_GRID:
         classifier = LogisticRegression(C=strength, max_iter=2000, random_state=seed)
@@ -62,7 +63,7 @@ def fit_arrays(train, val, pooling, seed=0):
 
     probe, figures = fit(*train, *val, seed)
     arrays = as_arrays(probe, pooling)
-    if np.ndim(train[1]) == 2:
+    if is_multi_label(train[1]):
         val_probabilities = probabilities(arrays, val[0], train[1].shape[1])
         arrays["thresholds"] = choose_thresholds(val_probabilities, val[1])
     return arrays, figures

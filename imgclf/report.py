@@ -26,23 +26,30 @@ def dataset_summary(split_dir, prepared_dir):
             "skipped": {reason: int(n) for reason, n in skipped["reason"].value_counts().items()}}
 
 
-def kept_model(finetune):
-    """Which model is the final one, and why (metrics/finetune.json)."""
+def kept_model(finetune, transfer):
+    """Which model is the final one, and why (metrics/finetune.json, metrics/transfer.json)."""
     if not finetune["unfrozen_layers"]:
         return "the transfer model (finetune.unfreeze is 0: no fine-tuning)"
     if finetune["kept_transfer_model"]:
         return ("the transfer model: no fine-tuning epoch beat it on val loss "
                 f"({finetune['epochs_run']} epochs tried)")
-    return (f"the fine-tuned model ({finetune['unfrozen_layers']} backbone layers unfrozen, "
-            f"best val loss at epoch {finetune['best_epoch']})")
+    against = (f" against the transfer model's {transfer['best_val_loss']:.4f}"
+               if "best_val_loss" in transfer else "")  # none with weights: none
+    return (f"the fine-tuned model ({finetune['unfrozen_layers']} backbone layers unfrozen): "
+            f"val loss {finetune['best_val_loss']:.4f} at epoch {finetune['best_epoch']}"
+            f"{against}")
+
+
+def scored_split(test_metrics):
+    return "val (there is no test split)" if test_metrics["evaluated_on_val"] else "test"
 
 
 def verdict(metrics, dataset):
     """The report's first lines, as HTML."""
     test, probe_val = metrics["test"], metrics["probe"]["val_accuracy"]
-    split = "val (there is no test split)" if test["evaluated_on_val"] else "test"
+    split = scored_split(test)
     key, name = ("f1_macro", "macro F1") if "f1_macro" in test else ("accuracy", "accuracy")
-    lines = [f"Kept: {kept_model(metrics['finetune'])}.",
+    lines = [f"Kept: {kept_model(metrics['finetune'], metrics['transfer'])}.",
              f"On the {split} split, {test['n_images']} images: {name} "
              f"<b>{test[key]:.4f}</b>; before fine-tuning {test['transfer_' + key]:.4f}"
              + (f"; linear probe {test['probe_' + key]:.4f}" if "probe_" + key in test else "")]
@@ -65,6 +72,8 @@ def html_report(metrics, dataset, params, pngs):
     sections = ["<h1>Image classifier: run report</h1>", verdict(metrics, dataset)]
     for name, values in metrics.items():
         rounded = [(k, f"{v:.4f}" if isinstance(v, float) else v) for k, v in values.items()]
+        if name == "test":  # the scored split: val when there is none
+            name = f"scores on the {scored_split(values)} split"
         sections.append(f"<h2>{html.escape(name)}</h2>{_table(rounded)}")
     for title, path in pngs.items():
         with open(path, "rb") as f:

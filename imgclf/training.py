@@ -9,6 +9,7 @@ import numpy as np
 
 from imgclf import backup as backup_lib
 from imgclf import compute
+from imgclf.dataset import is_multi_label
 from imgclf.errors import interactive
 
 
@@ -111,7 +112,7 @@ def class_weights(setting, class_names, train_labels):
     n_samples / (n_classes * its count), as scikit-learn does; a mapping names classes."""
     from sklearn.utils.class_weight import compute_class_weight
 
-    if setting == "none" or np.ndim(train_labels) == 2:  # multi_label (imgclf.dataset)
+    if setting == "none" or is_multi_label(train_labels):
         return None
     if setting == "balanced":
         indices = np.arange(len(class_names))

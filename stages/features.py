@@ -21,7 +21,7 @@ METRICS = "metrics/features.json"
 
 def main():
     params = model_params.load()
-    _, jit_compile = compute.apply(params["compute"])  # one device: see README, GPUs
+    _, jit_compile = compute.apply(params["compute"])  # one device: docs/distributed.md
     compute.set_seed(params["seed"], compute.deterministic_ops(params["compute"]["deterministic"]))
     start = time.perf_counter()
     extractor = model_lib.feature_extractor(params["model"], params["weights"],

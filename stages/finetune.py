@@ -12,7 +12,7 @@ from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import model_params
 from imgclf.build import assemble, from_scratch, scratch_phase
-from imgclf.dataset import is_multi_label, read_classes, read_split
+from imgclf.dataset import read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
 from imgclf.finetuning import finetune, image_batches, summary
@@ -38,7 +38,7 @@ def main():
     class_names = read_classes(PREPARED)
     train = read_split(PREPARED, "train")[:2]
     val = read_split(PREPARED, "val")[:2]
-    multi_label = is_multi_label(train[1])
+    multi_label = params["task"] == "multi_label"
     with strategy.scope():
         model = assemble(params, model_lib.load(HEAD), class_names,
                          prepared_resolution=train[0].shape[1], multi_label=multi_label)

@@ -9,7 +9,7 @@ from imgclf import compute
 from imgclf import features as features_lib
 from imgclf import model as model_lib
 from imgclf import params as params_lib
-from imgclf.dataset import is_multi_label, read_classes
+from imgclf.dataset import read_classes
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
 from imgclf.head import train_head
@@ -30,7 +30,7 @@ def main():
     train, val = features_lib.load(FEATURES, "train"), features_lib.load(FEATURES, "val")
     if not features_lib.is_cached(FEATURES):  # weights: none: nothing to train on
         head = model_lib.build_head(train[0].shape[1:], len(classes), **params["head"],
-                                    multi_label=is_multi_label(train[1]))
+                                    multi_label=params["task"] == "multi_label")
         with replaced_when_done(HEAD) as tmp:
             head.save(tmp)
         open_live(LIVE).end()  # an empty history

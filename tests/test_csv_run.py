@@ -1,6 +1,7 @@
 """Labels from a CSV, one per image, with groups: every stage of dvc.yaml in its own process
 on 120 generated images in one flat folder. The run must learn them, keep each group in one
-split, and report on the CSV's labels."""
+split, and report on the CSV's labels. A whole pipeline: slow (test_split checks groups and
+CSV rows as functions in the default suite)."""
 import csv
 import json
 import os
@@ -8,6 +9,8 @@ import os
 import pytest
 
 from tests.conftest import TINY_CLASSES, copy_project, run, stage_commands, tiny_params, write_images
+
+pytestmark = pytest.mark.slow
 
 
 def csv_params(values):

@@ -1,7 +1,8 @@
 """Every registry entry: builds with weights=None at its minimum size, gets the
 preprocessing Keras documents for it, and every form of finetune.unfreeze leaves exactly
-the expected layers trainable. The biggest builds are marked heavy (CI skips them:
-python -m pytest -m heavy runs them); every family has a light member that CI runs."""
+the expected layers trainable. The biggest builds are marked heavy (python -m pytest -m heavy
+runs them); every family has a light member that the default suite builds, and one that is
+trained a step (the slower to train with -m slow)."""
 import keras
 import numpy as np
 import pytest
@@ -85,6 +86,11 @@ FAMILY_REPRESENTATIVES = ["vgg16", "resnet50", "resnet50_v2", "inception_v3", "i
                           "xception", "mobilenet", "mobilenet_v2", "mobilenet_v3_small",
                           "densenet121", "nasnet_mobile", "efficientnet_b0", "efficientnet_v2_b0",
                           "convnext_tiny"]
+# Training a step through the others takes 13 to 53 s each on a 2-core CPU (about 280 s in
+# all): they run with -m slow, these in the default suite.
+QUICK_TO_TRAIN = {"vgg16", "mobilenet", "mobilenet_v2", "mobilenet_v3_small"}
+TRAINED = [name if name in QUICK_TO_TRAIN else pytest.param(name, marks=pytest.mark.slow)
+           for name in FAMILY_REPRESENTATIVES]
 
 
 def family(name):
@@ -97,7 +103,7 @@ def test_every_family_has_a_light_representative():
         family(name) for name in backbones.REGISTRY}
 
 
-@pytest.mark.parametrize("name", FAMILY_REPRESENTATIVES)
+@pytest.mark.parametrize("name", TRAINED)
 def test_each_family_fine_tunes_with_the_default_unfreeze_and_saves(name, tmp_path):
     """The finetune stage's path for each family: full model, the default unfreeze
     (params.yaml), one training step, and a .keras file that predicts the same after loading."""

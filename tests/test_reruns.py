@@ -1,4 +1,4 @@
-"""What reruns when: each change of the README's table, applied with real DVC to the tiny
+"""What reruns when: each change of the table in docs/reruns.md, applied with real DVC to the tiny
 pipeline (tests/conftest.py), reruns exactly the stages the table says.
 
 Most rows only ask which stages a change invalidates: `dvc repro --dry` tells which stages'

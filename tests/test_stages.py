@@ -147,19 +147,37 @@ def test_gradcam_gives_a_map_for_each_image_that_is_not_empty(classifier):
     assert np.abs(other - maps).max() > 0.1
 
 
-def test_report_is_one_self_contained_page(tmp_path):
+def test_report_is_one_self_contained_page_that_opens_with_the_verdict(tmp_path):
     png = tmp_path / "x.png"
     charts.per_class({"a": {"precision": 1, "recall": 1, "f1-score": 1}}, ["a"], str(png))
     metrics = {"test": {"accuracy": 0.93456, "n_images": 40, "transfer_accuracy": 0.9,
                         "probe_accuracy": 0.95, "evaluated_on_val": 0},
                "probe": {"val_accuracy": 0.97},
+               "transfer": {"best_val_loss": 0.25},
                "finetune": {"unfrozen_layers": 20, "kept_transfer_model": 0, "best_epoch": 7,
-                            "epochs_run": 4, "best_val_accuracy": 0.96}}
+                            "epochs_run": 4, "best_val_accuracy": 0.96, "best_val_loss": 0.125}}
     dataset = {"images": {"train": 120, "val": 30, "test": 40}, "skipped": {"unreadable": 2}}
     page = html_report(metrics, dataset, {"model": "vgg16", "head": {"dense": [256]}},
                        {"scores": str(png)})
     assert "data:image/png;base64," in page and "0.9346" in page and "head.dense" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
+    verdict = page[:page.index("<h2>")]  # before any table or plot
+    assert "Kept: the fine-tuned model (20 backbone layers unfrozen): val loss 0.1250" in verdict
+    assert "against the transfer model's 0.2500" in verdict
+    assert "test split, 40 images: accuracy <b>0.9346</b>; before fine-tuning 0.9000; " \
+           "linear probe 0.9500" in verdict
+    assert "Below the linear probe on val</b> (0.9600 against 0.9700)" in verdict
+    assert "train 120, val 30, test 40; 2 file(s) left out (2 unreadable)" in verdict
+    assert "<h2>scores on the test split</h2>" in page
+
+    metrics["test"]["evaluated_on_val"] = 1
+    metrics["finetune"].update(kept_transfer_model=1, best_val_accuracy=0.98)
+    page = html_report(metrics, dataset, {}, {})
+    verdict = page[:page.index("<h2>")]
+    assert "Kept: the transfer model: no fine-tuning epoch beat it on val loss" in verdict
+    assert "On the val (there is no test split) split" in verdict
+    assert "Below the linear probe" not in verdict
+    assert "<h2>scores on the val (there is no test split) split</h2>" in page
 
 
 def test_finetune_that_only_hurts_is_undone(tmp_path):
