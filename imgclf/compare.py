@@ -23,6 +23,8 @@ def lookup(row, key, file=None):
 
 
 def flat_keys(values, prefix=""):
+    """DVC's dotted param names. Not pandas.json_normalize: it drops an empty section
+    (backbones.vgg16: {}), which DVC lists as a param."""
     keys = []
     for key, value in values.items():
         if isinstance(value, dict) and value:
