@@ -120,3 +120,27 @@ def test_nothing_in_the_project_unpickles():
         loading = re.findall(r"import (?:c?pickle|joblib|dill)|from (?:pickle|joblib) |"
                              r"pickle\.loads?\(|allow_pickle=True|pd\.read_pickle", text)
         assert loading == [], path
+
+
+@pytest.mark.parametrize("labels, count", [
+    (np.arange(60) % 2, 2),                                   # binary: one row
+    (np.arange(60) % 4 * (np.arange(60) % 4 != 2), 4),        # softmax, class 2 not in train
+    ((np.arange(60)[:, None] % [2, 3, 5] == 0).astype(np.uint8), 3),  # one-vs-rest
+])
+def test_the_probe_as_a_keras_head_gives_its_probabilities(labels, count):
+    """The standardisation folded into one Dense layer: the head's outputs are the probe's,
+    on feature maps whose mean and scale are far from 0 and 1 (so that dropping either fold
+    shows), for every pooling."""
+    rng = np.random.default_rng(0)
+    shift = np.asarray(labels).reshape(60, -1)[:, :1] * 1.5
+    maps = (rng.normal(size=(60, 2, 2, 5)) + shift[:, :, None, None]) * 3.0 + 7.0
+    for pooling in ("avg", "max", "flatten"):
+        pooled = probe.pool(maps, pooling)
+        fitted, _ = probe.fit(pooled, labels, pooled, labels, seed=0)
+        arrays = probe.as_arrays(fitted, pooling)
+        expected = probe.probabilities(arrays, pooled, count)
+        assert expected.std(axis=0).min(initial=1.0, where=expected.max(axis=0) > 0) > 0.05
+        head = probe.as_head(arrays, maps.shape[1:], count)
+        got = head.predict(maps.astype("float32"), verbose=0)
+        np.testing.assert_allclose(got, expected, atol=2e-4, err_msg=pooling)
+        assert [layer.name for layer in head.layers][-1] == "predictions"
