@@ -1,9 +1,12 @@
 """The full classifier that fine-tuning trains, from params: shared by the finetune stage and
 the learning-rate finder, so both train the same model with the same settings."""
 import keras
+import numpy as np
 
 from imgclf import model as model_lib
 from imgclf import model_params
+
+ABSENT_LOGIT = -1e4  # a class with no train image: exp() of it is 0 in float32
 
 
 def from_scratch(params):
@@ -30,3 +33,45 @@ def assemble(params, head, class_names, prepared_resolution, multi_label=False):
         params["model"], params["weights"], model_params.input_size(params),
         model_params.backbone_args(params))
     return model_lib.full_model(extractor, head, class_names, prepared_resolution, multi_label)
+
+
+def probe_candidate(params, probe_path, feature_shape, class_names, prepared_resolution,
+                    multi_label=False):
+    """The full classifier with the linear probe of probe_path as its head
+    (probe_head), and for multi_label the probe's own thresholds: a candidate final
+    model like any other. None when the run has no probe (weights: none)."""
+    from imgclf import probe as probe_lib
+
+    arrays = probe_lib.load(probe_path)
+    if arrays is None:
+        return None
+    head = probe_head(arrays, feature_shape, len(class_names))
+    model = assemble(params, head, class_names, prepared_resolution, multi_label)
+    if multi_label:
+        model_lib.set_thresholds(model, arrays["thresholds"])
+    return model
+
+
+def probe_head(arrays, feature_shape, class_count):
+    """The probe as a Keras head (imgclf.model.build_head's, with no hidden layer): pooling,
+    then one Dense layer whose weights fold in the standardisation, so that a full model made
+    with it (model.full_model) gives probabilities() and works wherever a trained head does.
+    A class the train split lacked gets a zero column and a bias that makes it 0."""
+    multi_label = bool(arrays["multi_label"])
+    head = model_lib.build_head(feature_shape, class_count, str(arrays["pooling"]), [], 0.0,
+                      multi_label=multi_label)
+    # (x - mean) / scale @ coef.T + intercept == x @ kernel + bias
+    kernel_rows = (arrays["coef"] / arrays["scale"]).T
+    bias_rows = arrays["intercept"] - (arrays["mean"] / arrays["scale"]) @ arrays["coef"].T
+    kernel = np.zeros((kernel_rows.shape[0], class_count))
+    bias = np.full(class_count, 0.0 if multi_label else ABSENT_LOGIT)
+    if multi_label:
+        kernel, bias = kernel_rows, bias_rows
+    elif kernel_rows.shape[1] == 1:  # binary: softmax over (0, z) is the sigmoid of z
+        first, second = arrays["classes"]
+        kernel[:, second], bias[first], bias[second] = kernel_rows[:, 0], 0.0, bias_rows[0]
+    else:
+        kernel[:, arrays["classes"]], bias[arrays["classes"]] = kernel_rows, bias_rows
+    head.get_layer("predictions").set_weights([kernel.astype("float32"),
+                                               bias.astype("float32")])
+    return head

@@ -3,7 +3,8 @@ recompile, train on augmented images, keep the transfer model when that did not 
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf.augment import augmentation
-from imgclf.dataset import batches, training_batches
+from imgclf import selection
+from imgclf.dataset import batches, is_multi_label, training_batches
 from imgclf.training import compile_model, fit, one_hot, steps_per_epoch
 from imgclf.unfreeze import unfreeze_top
 
@@ -48,6 +49,26 @@ def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=No
     return {"unfrozen_layers": unfrozen, **metrics, "kept_transfer_model": 0}
 
 
+def keep_best(finetuned, metrics, transfer_path, probe, val, batch_size):
+    """The final model: of the probe (None: there is none), the transfer model saved at
+    transfer_path and the fine-tuned one (unless finetune() already went back to the
+    transfer model), the one imgclf.selection.choose keeps on val = (images, labels).
+    metrics (finetune()'s) get which one, `kept`, and why, `kept_because`."""
+    candidates = {"transfer": model_lib.load(transfer_path)}
+    if probe is not None:
+        candidates["probe"] = probe
+    if not metrics["kept_transfer_model"]:
+        candidates["finetuned"] = compute.float32_copy(finetuned)
+    right = {}
+    for name, model in candidates.items():
+        probabilities = model_lib.probabilities(model, batches(*val, batch_size))
+        right[name] = selection.right_answers(probabilities, val[1],
+                                              model_lib.label_thresholds(model))
+    metrics["kept"], metrics["kept_because"] = selection.choose(right)
+    if not is_multi_label(val[1]):  # its share of val answers right is its accuracy
+        metrics["kept_val_accuracy"] = float(right[metrics["kept"]].mean())
+    return candidates[metrics["kept"]]
+
 def summary(metrics, from_scratch, compute_summary):
     """What the finetune stage prints: how deep, how long, on what, and which model it kept."""
     line = (f"{metrics['unfrozen_layers']} backbone layers unfrozen, {metrics['epochs_run']} "
@@ -56,4 +77,4 @@ def summary(metrics, from_scratch, compute_summary):
         line += " (no epoch beat the transfer model on val loss: kept it)"
     if from_scratch:
         line += " (weights: none: every layer trained from scratch with transfer.*'s settings)"
-    return line
+    return f"{line}; kept {metrics['kept_because']}"

@@ -10,7 +10,6 @@ from imgclf.dataset import is_multi_label
 from imgclf.errors import UserError
 from imgclf.files import replaced_when_done
 
-ABSENT_LOGIT = -1e4  # a class with no train image: exp() of it is 0 in float32
 C_GRID = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]  # inverse regularisation strengths tried
 
 
@@ -161,33 +160,6 @@ def probabilities(arrays, pooled_features, class_count):
     columns = np.zeros((len(scaled), class_count), np.float32)
     columns[:, arrays["classes"]] = present
     return columns
-
-
-def as_head(arrays, feature_shape, class_count):
-    """The probe as a Keras head (imgclf.model.build_head's, with no hidden layer): pooling,
-    then one Dense layer whose weights fold in the standardisation, so that a full model made
-    with it (model.full_model) gives probabilities() and works wherever a trained head does.
-    A class the train split lacked gets a zero column and a bias that makes it 0."""
-    from imgclf.model import build_head
-
-    multi_label = bool(arrays["multi_label"])
-    head = build_head(feature_shape, class_count, str(arrays["pooling"]), [], 0.0,
-                      multi_label=multi_label)
-    # (x - mean) / scale @ coef.T + intercept == x @ kernel + bias
-    kernel_rows = (arrays["coef"] / arrays["scale"]).T
-    bias_rows = arrays["intercept"] - (arrays["mean"] / arrays["scale"]) @ arrays["coef"].T
-    kernel = np.zeros((kernel_rows.shape[0], class_count))
-    bias = np.full(class_count, 0.0 if multi_label else ABSENT_LOGIT)
-    if multi_label:
-        kernel, bias = kernel_rows, bias_rows
-    elif kernel_rows.shape[1] == 1:  # binary: softmax over (0, z) is the sigmoid of z
-        first, second = arrays["classes"]
-        kernel[:, second], bias[first], bias[second] = kernel_rows[:, 0], 0.0, bias_rows[0]
-    else:
-        kernel[:, arrays["classes"]], bias[arrays["classes"]] = kernel_rows, bias_rows
-    head.get_layer("predictions").set_weights([kernel.astype("float32"),
-                                               bias.astype("float32")])
-    return head
 
 
 def backbone_features(model, dataset, pooling):

@@ -28,16 +28,21 @@ def dataset_summary(split_dir, prepared_dir):
 
 def kept_model(finetune, transfer):
     """Which model is the final one, and why (metrics/finetune.json, metrics/transfer.json)."""
+    names = {"probe": "the linear probe", "transfer": "the transfer model",
+             "finetuned": "the fine-tuned model"}
     if not finetune["unfrozen_layers"]:
-        return "the transfer model (finetune.unfreeze is 0: no fine-tuning)"
-    if finetune["kept_transfer_model"]:
-        return ("the transfer model: no fine-tuning epoch beat it on val loss "
-                f"({finetune['epochs_run']} epochs tried)")
-    against = (f" against the transfer model's {transfer['best_val_loss']:.4f}"
-               if "best_val_loss" in transfer else "")  # none with weights: none
-    return (f"the fine-tuned model ({finetune['unfrozen_layers']} backbone layers unfrozen): "
-            f"val loss {finetune['best_val_loss']:.4f} at epoch {finetune['best_epoch']}"
-            f"{against}")
+        tuning = "finetune.unfreeze is 0: no fine-tuning"
+    elif finetune["kept_transfer_model"]:
+        tuning = (f"no fine-tuning epoch beat the transfer model on val loss "
+                  f"({finetune['epochs_run']} epochs tried)")
+    else:
+        tuning = (f"fine-tuning ({finetune['unfrozen_layers']} backbone layers unfrozen) reached "
+                  f"val loss {finetune['best_val_loss']:.4f} at epoch {finetune['best_epoch']}")
+        if "best_val_loss" in transfer:  # none with weights: none
+            tuning += f" against the transfer model's {transfer['best_val_loss']:.4f}"
+    kept = finetune.get("kept", "transfer" if finetune["kept_transfer_model"] else "finetuned")
+    because = f"; {finetune['kept_because']}" if "kept_because" in finetune else ""
+    return f"{names[kept]} ({tuning}{because})"
 
 
 def scored_split(test_metrics):
@@ -53,7 +58,8 @@ def verdict(metrics, dataset):
              f"On the {split} split, {test['n_images']} images: {name} "
              f"<b>{test[key]:.4f}</b>; before fine-tuning {test['transfer_' + key]:.4f}"
              + (f"; linear probe {test['probe_' + key]:.4f}" if "probe_" + key in test else "")]
-    final_val = metrics["finetune"]["best_val_accuracy"]
+    final_val = metrics["finetune"].get("kept_val_accuracy",
+                                        metrics["finetune"]["best_val_accuracy"])
     if probe_val and final_val < probe_val - 1e-6:
         lines.append(f"<b>Below the linear probe on val</b> ({final_val:.4f} against "
                      f"{probe_val:.4f}): the head or fine-tuning cost time for nothing.")

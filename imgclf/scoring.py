@@ -86,6 +86,11 @@ def probe_score(saved, transfer_model, dataset, labels, class_names):
     return score(probabilities, labels, class_names, thresholds)[0]
 
 
+def kept_val_accuracy(finetune_metrics):
+    """The val accuracy of the model the finetune stage kept (metrics/finetune.json)."""
+    return finetune_metrics.get("kept_val_accuracy", finetune_metrics["best_val_accuracy"])
+
+
 def below_probe_note(probe_val_accuracy, final_val_accuracy):
     """A clause for the summary when the final model is below the probe on validation."""
     # Keras' float32 accuracy of 53/55 is a hair below scikit-learn's float64 one.

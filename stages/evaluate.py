@@ -52,7 +52,7 @@ def main():
     figures = [("final", metrics), ("before fine-tuning", transfer), ("linear probe", probe)]
     summary = scoring.summary(figures)
     note = saved_probe is not None and scoring.below_probe_note(
-        read_json(PROBE_METRICS)["val_accuracy"], read_json(FINETUNE_METRICS)["best_val_accuracy"])
+        read_json(PROBE_METRICS)["val_accuracy"], scoring.kept_val_accuracy(read_json(FINETUNE_METRICS)))
     if split == "val":
         print("evaluate: no test split (split.test is 0 or data.dir has no test/); "
               "reporting on val, which also chose the best epochs")

@@ -11,16 +11,17 @@ from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import model_params
-from imgclf.build import assemble, from_scratch, scratch_phase
+from imgclf.build import assemble, from_scratch, probe_candidate, scratch_phase
 from imgclf.dataset import read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
-from imgclf.finetuning import finetune, image_batches, summary
+from imgclf.finetuning import finetune, image_batches, keep_best, summary
 from imgclf.training import class_weights, continue_live, positive_weights, set_val_thresholds
 from imgclf.unfreeze import top_layer_count
 
 PREPARED = "data/prepared"
 HEAD = "models/head.keras"
+PROBE = "models/probe.npz"
 TRANSFER_METRICS = "metrics/transfer.json"
 MODEL = "models/model.keras"
 TRANSFER_MODEL = "models/transfer.keras"
@@ -39,8 +40,9 @@ def main():
     train = read_split(PREPARED, "train")[:2]
     val = read_split(PREPARED, "val")[:2]
     multi_label = params["task"] == "multi_label"
+    head = model_lib.load(HEAD)
     with strategy.scope():
-        model = assemble(params, model_lib.load(HEAD), class_names,
+        model = assemble(params, head, class_names,
                          prepared_resolution=train[0].shape[1], multi_label=multi_label)
     backbone = model_lib.backbone_of(model)
     if from_scratch(params):
@@ -62,8 +64,11 @@ def main():
                            positive_weights(weighting, class_names, train[1]) if multi_label else None)
     if multi_label:  # the fine-tuned model's own thresholds, on val again
         set_val_thresholds(model, *val, phase["batch_size"])
+    probe = probe_candidate(params, PROBE, head.input_shape[1:], class_names,
+                            train[0].shape[1], multi_label)
+    final = keep_best(model, metrics, TRANSFER_MODEL, probe, val, phase["batch_size"])
     with replaced_when_done(MODEL) as tmp:
-        compute.float32_copy(model).save(tmp)
+        final.save(tmp)
     write_json(METRICS, metrics)
     backup_lib.discard(BACKUP)
     compute_line = compute.summary(strategy, jit_compile)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from imgclf import probe
+from imgclf.build import probe_head
 from imgclf.errors import UserError
 from imgclf.dataset import batches
 from tests.informative import ROOT, assert_informative, pretrained_extractor, separable_images
@@ -140,7 +141,7 @@ def test_the_probe_as_a_keras_head_gives_its_probabilities(labels, count):
         arrays = probe.as_arrays(fitted, pooling)
         expected = probe.probabilities(arrays, pooled, count)
         assert expected.std(axis=0).min(initial=1.0, where=expected.max(axis=0) > 0) > 0.05
-        head = probe.as_head(arrays, maps.shape[1:], count)
+        head = probe_head(arrays, maps.shape[1:], count)
         got = head.predict(maps.astype("float32"), verbose=0)
         np.testing.assert_allclose(got, expected, atol=2e-4, err_msg=pooling)
         assert [layer.name for layer in head.layers][-1] == "predictions"

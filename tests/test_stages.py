@@ -162,8 +162,8 @@ def test_report_is_one_self_contained_page_that_opens_with_the_verdict(tmp_path)
     assert "data:image/png;base64," in page and "0.9346" in page and "head.dense" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
     verdict = page[:page.index("<h2>")]  # before any table or plot
-    assert "Kept: the fine-tuned model (20 backbone layers unfrozen): val loss 0.1250" in verdict
-    assert "against the transfer model's 0.2500" in verdict
+    assert ("Kept: the fine-tuned model (fine-tuning (20 backbone layers unfrozen) reached val "
+            "loss 0.1250 at epoch 7 against the transfer model's 0.2500)") in verdict
     assert "test split, 40 images: accuracy <b>0.9346</b>; before fine-tuning 0.9000; " \
            "linear probe 0.9500" in verdict
     assert "Below the linear probe on val</b> (0.9600 against 0.9700)" in verdict
@@ -174,10 +174,18 @@ def test_report_is_one_self_contained_page_that_opens_with_the_verdict(tmp_path)
     metrics["finetune"].update(kept_transfer_model=1, best_val_accuracy=0.98)
     page = html_report(metrics, dataset, {}, {})
     verdict = page[:page.index("<h2>")]
-    assert "Kept: the transfer model: no fine-tuning epoch beat it on val loss" in verdict
+    assert ("Kept: the transfer model (no fine-tuning epoch beat the transfer model on val loss "
+            "(4 epochs tried))") in verdict
     assert "On the val (there is no test split) split" in verdict
     assert "Below the linear probe" not in verdict
     assert "<h2>scores on the val (there is no test split) split</h2>" in page
+
+    metrics["finetune"].update(kept="probe", kept_because="probe: right on 29 of 30 val answers",
+                               kept_val_accuracy=0.97)
+    verdict = html_report(metrics, dataset, {}, {}).split("<h2>")[0]
+    assert "Kept: the linear probe (no fine-tuning epoch beat" in verdict
+    assert "; probe: right on 29 of 30 val answers)" in verdict
+    assert "Below the linear probe" not in verdict
 
 
 def test_finetune_that_only_hurts_is_undone(tmp_path):
@@ -225,3 +233,31 @@ def test_the_below_probe_note_is_not_fooled_by_float32_rounding():
     assert below_probe_note(53 / 55, float(np.float32(53 / 55))) == ""
     assert "below the linear probe on val (0.9455 against 0.9636)" in below_probe_note(53 / 55,
                                                                                        52 / 55)
+
+
+def test_the_final_model_is_the_candidate_that_gets_val_right(tmp_path):
+    """keep_best with real models: a fine-tuned model that fine-tuning broke loses to the
+    transfer model saved before it, and the kept one is the object that gets saved."""
+    from imgclf.compute import set_seed
+    from imgclf.finetuning import keep_best
+    from tests.informative import trained_classifier
+
+    set_seed(0)
+    good = trained_classifier()
+    images, labels = separable_images(3, 10, seed=3)
+    images = images.astype("float32")
+    assert_informative(good.predict(images, verbose=0), labels)
+    good.save(tmp_path / "transfer.keras")
+    broken = trained_classifier()
+    head = broken.get_layer("head")
+    head.set_weights([np.roll(w, 1, axis=-1) for w in head.get_weights()])  # classes swapped
+    metrics = {"kept_transfer_model": 0}
+    final = keep_best(broken, metrics, str(tmp_path / "transfer.keras"), None,
+                      (images, labels), 8)
+    assert metrics["kept"] == "transfer" and metrics["kept_val_accuracy"] == 1.0, metrics
+    assert "finetuned against transfer: 0 won" in metrics["kept_because"]
+    np.testing.assert_array_equal(final.predict(images, verbose=0).argmax(axis=1), labels)
+    metrics = {"kept_transfer_model": 0}
+    assert keep_best(good, metrics, str(tmp_path / "transfer.keras"), broken,
+                     (images, labels), 8) is not broken
+    assert metrics["kept"] == "transfer"  # the probe slot: broken, so transfer beats it

@@ -68,6 +68,12 @@ def test_fine_tuning_trained_what_was_asked(tiny_run):
     finetune = json.loads((tiny_run / "metrics" / "finetune.json").read_text())
     transfer = json.loads((tiny_run / "metrics" / "transfer.json").read_text())
     assert finetune["unfrozen_layers"] == TINY_UNFREEZE and finetune["epochs_run"] == 2
+    probe = json.loads((tiny_run / "metrics" / "probe.json").read_text())
+    assert finetune["kept"] in ("probe", "transfer", "finetuned"), finetune
+    assert finetune["kept_because"].startswith(finetune["kept"] + ": right on")
+    # Never below the probe on val, within one image: the probe's own figure is on the
+    # float16 cached features, the kept model's on the images.
+    assert finetune["kept_val_accuracy"] >= probe["val_accuracy"] - 0.05
     assert transfer["epochs_run"] == 10 and 1 <= transfer["best_epoch"] <= 10
     history = live_history(tiny_run / "dvclive" / "transfer")
     best = int(np.argmin([row["val_loss"] for row in history]))
