@@ -46,7 +46,7 @@ def measure(work, name, update_params):
     test, finetune = metrics("metrics.json"), metrics("finetune.json")
     row = {"dataset": name, "n_images": test["n_images"], "probe": test.get("probe_accuracy"),
            "transfer": test["transfer_accuracy"], "fine-tuned": test["accuracy"],
-           "fine-tuning kept": not finetune["kept_transfer_model"],
+           "kept": finetune["kept"],
            **{f"{phase} s": round(seconds[phase], 1) for phase in PHASES}}
     shutil.rmtree(folder)
     return row

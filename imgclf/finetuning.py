@@ -55,8 +55,8 @@ def keep_best(finetuned, metrics, transfer_path, probe, val, batch_size):
     transfer model), the one imgclf.selection.choose keeps on val = (images, labels).
     metrics (finetune()'s) get which one, `kept`, and why, `kept_because`."""
     candidates = {"transfer": model_lib.load(transfer_path)}
-    if probe is not None:
-        candidates["probe"] = probe
+    if probe is not None:  # built under the compute policy (mixed precision on a GPU)
+        candidates["probe"] = compute.float32_copy(probe)
     if not metrics["kept_transfer_model"]:
         candidates["finetuned"] = compute.float32_copy(finetuned)
     right = {}
@@ -65,8 +65,10 @@ def keep_best(finetuned, metrics, transfer_path, probe, val, batch_size):
         right[name] = selection.right_answers(probabilities, val[1],
                                               model_lib.label_thresholds(model))
     metrics["kept"], metrics["kept_because"] = selection.choose(right)
-    if not is_multi_label(val[1]):  # its share of val answers right is its accuracy
+    if not is_multi_label(val[1]):  # a share of val answers right is an accuracy
         metrics["kept_val_accuracy"] = float(right[metrics["kept"]].mean())
+        if "probe" in right:  # the probe's on the same images, through Keras
+            metrics["probe_val_accuracy"] = float(right["probe"].mean())
     return candidates[metrics["kept"]]
 
 def summary(metrics, from_scratch, compute_summary):
@@ -74,7 +76,7 @@ def summary(metrics, from_scratch, compute_summary):
     line = (f"{metrics['unfrozen_layers']} backbone layers unfrozen, {metrics['epochs_run']} "
             f"epochs (training {metrics['seconds']} s; {compute_summary})")
     if metrics["kept_transfer_model"] and metrics["epochs_run"]:
-        line += " (no epoch beat the transfer model on val loss: kept it)"
+        line += " (no epoch beat the transfer model on val loss: reverted to its weights)"
     if from_scratch:
         line += " (weights: none: every layer trained from scratch with transfer.*'s settings)"
     return f"{line}; kept {metrics['kept_because']}"

@@ -7,6 +7,8 @@ import html
 import json
 import os
 
+from imgclf.scoring import val_accuracies
+
 
 def _table(rows):
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
@@ -58,11 +60,10 @@ def verdict(metrics, dataset):
              f"On the {split} split, {test['n_images']} images: {name} "
              f"<b>{test[key]:.4f}</b>; before fine-tuning {test['transfer_' + key]:.4f}"
              + (f"; linear probe {test['probe_' + key]:.4f}" if "probe_" + key in test else "")]
-    final_val = metrics["finetune"].get("kept_val_accuracy",
-                                        metrics["finetune"]["best_val_accuracy"])
-    if probe_val and final_val < probe_val - 1e-6:
-        lines.append(f"<b>Below the linear probe on val</b> ({final_val:.4f} against "
-                     f"{probe_val:.4f}): the head or fine-tuning cost time for nothing.")
+    on_val = val_accuracies(metrics["finetune"], metrics["probe"]) if probe_val else None
+    if on_val and on_val[0] < on_val[1] - 1e-6:
+        lines.append(f"<b>Below the linear probe on val</b> ({on_val[0]:.4f} against "
+                     f"{on_val[1]:.4f}): the head or fine-tuning cost time for nothing.")
     counts = ", ".join(f"{split} {n}" for split, n in dataset["images"].items())
     skipped = sum(dataset["skipped"].values())
     reasons = "; ".join(f"{n} {reason}" for reason, n in dataset["skipped"].items())

@@ -86,9 +86,14 @@ def probe_score(saved, transfer_model, dataset, labels, class_names):
     return score(probabilities, labels, class_names, thresholds)[0]
 
 
-def kept_val_accuracy(finetune_metrics):
-    """The val accuracy of the model the finetune stage kept (metrics/finetune.json)."""
-    return finetune_metrics.get("kept_val_accuracy", finetune_metrics["best_val_accuracy"])
+def val_accuracies(finetune_metrics, probe_metrics):
+    """(the final model's, the probe's) val accuracy, both as the finetune stage measured
+    them on the same images where it could (metrics/finetune.json, else probe.json's, on
+    float16 cached features); None when the final model is the probe."""
+    if finetune_metrics.get("kept") == "probe":
+        return None
+    final = finetune_metrics.get("kept_val_accuracy", finetune_metrics["best_val_accuracy"])
+    return final, finetune_metrics.get("probe_val_accuracy", probe_metrics["val_accuracy"])
 
 
 def below_probe_note(probe_val_accuracy, final_val_accuracy):

@@ -51,8 +51,8 @@ def main():
         np.save(f, probabilities)
     figures = [("final", metrics), ("before fine-tuning", transfer), ("linear probe", probe)]
     summary = scoring.summary(figures)
-    note = saved_probe is not None and scoring.below_probe_note(
-        read_json(PROBE_METRICS)["val_accuracy"], scoring.kept_val_accuracy(read_json(FINETUNE_METRICS)))
+    on_val = scoring.val_accuracies(read_json(FINETUNE_METRICS), read_json(PROBE_METRICS))
+    note = saved_probe is not None and on_val and scoring.below_probe_note(*reversed(on_val))
     if split == "val":
         print("evaluate: no test split (split.test is 0 or data.dir has no test/); "
               "reporting on val, which also chose the best epochs")

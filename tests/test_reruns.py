@@ -84,7 +84,7 @@ DRY_ROWS = [
     ("stages/transfer.py", None, from_stage("transfer")),
     ("imgclf/unfreeze.py", None, from_stage("finetune")),
     ("imgclf/params.py", None, set(ALL)),  # every stage validates params with it
-    ("imgclf/training.py", None, from_stage("features")),  # features seeds with it
+    ("imgclf/training.py", None, from_stage("transfer")),  # features seeds with imgclf/compute.py
 ]
 
 

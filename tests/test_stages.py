@@ -180,12 +180,19 @@ def test_report_is_one_self_contained_page_that_opens_with_the_verdict(tmp_path)
     assert "Below the linear probe" not in verdict
     assert "<h2>scores on the val (there is no test split) split</h2>" in page
 
+    # best_val_accuracy (the fine-tuned model's) below the probe: only `kept` keeps the
+    # warning out, and then the Keras-measured figures of both
     metrics["finetune"].update(kept="probe", kept_because="probe: right on 29 of 30 val answers",
-                               kept_val_accuracy=0.97)
+                               kept_val_accuracy=0.96, best_val_accuracy=0.90)
     verdict = html_report(metrics, dataset, {}, {}).split("<h2>")[0]
     assert "Kept: the linear probe (no fine-tuning epoch beat" in verdict
     assert "; probe: right on 29 of 30 val answers)" in verdict
     assert "Below the linear probe" not in verdict
+    metrics["finetune"].update(kept="transfer", kept_val_accuracy=0.9, probe_val_accuracy=0.9)
+    assert "Below the linear probe" not in html_report(metrics, dataset, {}, {})
+    metrics["finetune"].update(probe_val_accuracy=0.95)
+    assert "Below the linear probe on val</b> (0.9000 against 0.9500)" in html_report(
+        metrics, dataset, {}, {})
 
 
 def test_finetune_that_only_hurts_is_undone(tmp_path):
@@ -261,3 +268,27 @@ def test_the_final_model_is_the_candidate_that_gets_val_right(tmp_path):
     assert keep_best(good, metrics, str(tmp_path / "transfer.keras"), broken,
                      (images, labels), 8) is not broken
     assert metrics["kept"] == "transfer"  # the probe slot: broken, so transfer beats it
+
+
+def test_a_kept_probe_built_under_mixed_precision_is_saved_in_float32(tmp_path):
+    import keras
+
+    from imgclf.finetuning import keep_best
+    from tests.informative import trained_classifier
+
+    images, labels = separable_images(3, 10, seed=3)
+    images = images.astype("float32")
+    broken = trained_classifier()
+    head = broken.get_layer("head")
+    head.set_weights([np.roll(w, 1, axis=-1) for w in head.get_weights()])
+    broken.save(tmp_path / "transfer.keras")
+    keras.mixed_precision.set_global_policy("mixed_float16")  # as compute.apply sets it on a GPU
+    try:
+        probe = trained_classifier()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert probe.get_layer("backbone").compute_dtype == "float16"
+    metrics = {"kept_transfer_model": 1}
+    final = keep_best(None, metrics, str(tmp_path / "transfer.keras"), probe, (images, labels), 8)
+    assert metrics["kept"] == "probe" and metrics["probe_val_accuracy"] == 1.0, metrics
+    assert final.get_layer("backbone").compute_dtype == "float32"
