@@ -52,6 +52,20 @@ def probe_candidate(params, probe_path, feature_shape, class_names, prepared_res
     return model
 
 
+def start_model(params, phase, transfer_model, probe_path, feature_shape, class_names,
+                multi_label=False):
+    """(the model fine-tuning starts from, "probe" or "transfer"). finetune.start: probe is
+    LP-FT (Kumar et al., ICLR 2022): the backbone is tuned under the linear probe's head, a
+    good fit for the features from the first step, so the early updates do not distort them
+    to suit a head that does not fit yet. Without a probe (weights: none) the transfer model."""
+    if phase.get("start") == "probe":
+        probe = probe_candidate(params, probe_path, feature_shape, class_names,
+                                model_lib.prepared_resolution(transfer_model), multi_label)
+        if probe is not None:
+            return probe, "probe"
+    return transfer_model, "transfer"
+
+
 def probe_head(arrays, feature_shape, class_count):
     """The probe as a Keras head (imgclf.model.build_head's, with no hidden layer): pooling,
     then one Dense layer whose weights fold in the standardisation, so that a full model made

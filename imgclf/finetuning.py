@@ -25,9 +25,9 @@ def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=No
              jit_compile=False, backup=None, positive_weights=None):
     """Unfreeze the top `unfrozen` backbone layers, recompile, train; returns the phase
     metrics. train is (batches, steps) as imgclf.training.fit takes it. The model ends with
-    the weights that scored the lowest validation loss, the transfer model's included:
-    fine-tuning that only made things worse is undone. With nothing to unfreeze (or no
-    epochs) the transfer model is kept as it is. `transfer` is the transfer phase's metrics:
+    the weights that scored the lowest validation loss, its starting weights included:
+    fine-tuning that only made things worse is undone (`reverted_to_start`). With nothing to
+    unfreeze (or no epochs) the model is kept as it is. `transfer` is the transfer phase's metrics:
     its epochs continue the same epoch axis (and live's steps). Call it under the strategy
     the model was built in."""
     initial_epoch = transfer["epochs_run"]
@@ -37,7 +37,8 @@ def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=No
     compute.ready_to_fit(model, val)
     val_loss, val_accuracy = model.evaluate(val, verbose=0)
     kept = {"best_val_accuracy": float(val_accuracy), "best_val_loss": float(val_loss),
-            "best_epoch": transfer["best_epoch"], "kept_transfer_model": 1}
+            "best_epoch": transfer["best_epoch"], "reverted_to_start": 1,
+            "start_val_loss": float(val_loss)}
     if not (unfrozen and phase["epochs"]):
         return {"unfrozen_layers": 0, **kept, "epochs_run": 0, "seconds": 0.0}
     transfer_weights = model.get_weights()
@@ -46,7 +47,8 @@ def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=No
     if metrics["best_val_loss"] >= val_loss:
         model.set_weights(transfer_weights)
         return {"unfrozen_layers": unfrozen, **metrics, **kept}
-    return {"unfrozen_layers": unfrozen, **metrics, "kept_transfer_model": 0}
+    return {"unfrozen_layers": unfrozen, **metrics, "reverted_to_start": 0,
+            "start_val_loss": float(val_loss)}
 
 
 def keep_best(finetuned, metrics, transfer_path, probe, val, batch_size):
@@ -57,7 +59,7 @@ def keep_best(finetuned, metrics, transfer_path, probe, val, batch_size):
     candidates = {"transfer": model_lib.load(transfer_path)}
     if probe is not None:  # built under the compute policy (mixed precision on a GPU)
         candidates["probe"] = compute.float32_copy(probe)
-    if not metrics["kept_transfer_model"]:
+    if not metrics["reverted_to_start"]:
         candidates["finetuned"] = compute.float32_copy(finetuned)
     right = {}
     for name, model in candidates.items():
@@ -75,8 +77,9 @@ def summary(metrics, from_scratch, compute_summary):
     """What the finetune stage prints: how deep, how long, on what, and which model it kept."""
     line = (f"{metrics['unfrozen_layers']} backbone layers unfrozen, {metrics['epochs_run']} "
             f"epochs (training {metrics['seconds']} s; {compute_summary})")
-    if metrics["kept_transfer_model"] and metrics["epochs_run"]:
-        line += " (no epoch beat the transfer model on val loss: reverted to its weights)"
+    if metrics["reverted_to_start"] and metrics["epochs_run"]:
+        start = metrics["started_from"]
+        line += f" (no epoch beat the {start} model it started from on val loss: reverted to it)"
     if from_scratch:
         line += " (weights: none: every layer trained from scratch with transfer.*'s settings)"
     return f"{line}; kept {metrics['kept_because']}"

@@ -28,21 +28,21 @@ def dataset_summary(split_dir, prepared_dir):
             "skipped": {reason: int(n) for reason, n in skipped["reason"].value_counts().items()}}
 
 
-def kept_model(finetune, transfer):
-    """Which model is the final one, and why (metrics/finetune.json, metrics/transfer.json)."""
+def kept_model(finetune):
+    """Which model is the final one, and why (metrics/finetune.json)."""
     names = {"probe": "the linear probe", "transfer": "the transfer model",
              "finetuned": "the fine-tuned model"}
+    start = finetune["started_from"]
     if not finetune["unfrozen_layers"]:
         tuning = "finetune.unfreeze is 0: no fine-tuning"
-    elif finetune["kept_transfer_model"]:
-        tuning = (f"no fine-tuning epoch beat the transfer model on val loss "
+    elif finetune["reverted_to_start"]:
+        tuning = (f"no fine-tuning epoch beat the {start} model it started from on val loss "
                   f"({finetune['epochs_run']} epochs tried)")
     else:
-        tuning = (f"fine-tuning ({finetune['unfrozen_layers']} backbone layers unfrozen) reached "
-                  f"val loss {finetune['best_val_loss']:.4f} at epoch {finetune['best_epoch']}")
-        if "best_val_loss" in transfer:  # none with weights: none
-            tuning += f" against the transfer model's {transfer['best_val_loss']:.4f}"
-    kept = finetune.get("kept", "transfer" if finetune["kept_transfer_model"] else "finetuned")
+        tuning = (f"fine-tuning from the {start} model ({finetune['unfrozen_layers']} backbone "
+                  f"layers unfrozen) reached val loss {finetune['best_val_loss']:.4f} at epoch "
+                  f"{finetune['best_epoch']} against its starting {finetune['start_val_loss']:.4f}")
+    kept = finetune.get("kept", "transfer" if finetune["reverted_to_start"] else "finetuned")
     because = f"; {finetune['kept_because']}" if "kept_because" in finetune else ""
     return f"{names[kept]} ({tuning}{because})"
 
@@ -56,7 +56,7 @@ def verdict(metrics, dataset):
     test, probe_val = metrics["test"], metrics["probe"]["val_accuracy"]
     split = scored_split(test)
     key, name = ("f1_macro", "macro F1") if "f1_macro" in test else ("accuracy", "accuracy")
-    lines = [f"Kept: {kept_model(metrics['finetune'], metrics['transfer'])}.",
+    lines = [f"Kept: {kept_model(metrics['finetune'])}.",
              f"On the {split} split, {test['n_images']} images: {name} "
              f"<b>{test[key]:.4f}</b>; before fine-tuning {test['transfer_' + key]:.4f}"
              + (f"; linear probe {test['probe_' + key]:.4f}" if "probe_" + key in test else "")]

@@ -189,7 +189,10 @@ def fit(model, train, val, phase, live, backup=None, initial_epoch=0, class_weig
     seconds = time.perf_counter() - began
     val_loss = [logs["val_loss"] for logs in epoch_logs]
     best = int(np.argmin(val_loss)) if phase["patience"] else len(val_loss) - 1
+    stopped_early = len(val_loss) < phase["epochs"]
     return {
+        "stopped_because": (f"early stopping: val loss not better for {phase['patience']} epochs"
+                            if stopped_early else f"all {phase['epochs']} epochs run"),
         "best_val_accuracy": float(epoch_logs[best]["val_accuracy"]),
         "best_val_loss": float(val_loss[best]),
         "best_epoch": initial_epoch + best + 1,

@@ -11,7 +11,8 @@ from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import model_params
-from imgclf.build import assemble, from_scratch, probe_candidate, scratch_phase
+from imgclf.build import (assemble, from_scratch, probe_candidate, scratch_phase,
+                          start_model)
 from imgclf.dataset import read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
@@ -52,6 +53,9 @@ def main():
         set_val_thresholds(model, *val, phase["batch_size"])
     with replaced_when_done(TRANSFER_MODEL) as tmp:
         compute.float32_copy(model).save(tmp)  # before fine-tuning: evaluate reports both
+    with strategy.scope():
+        model, started_from = start_model(params, phase, model, PROBE, head.input_shape[1:],
+                                          class_names, multi_label)
     train_batches, val_batches = image_batches(train, val, len(class_names), phase,
                                                params["seed"], params["augment"])
     weighting = params["class_weight"]
@@ -62,6 +66,7 @@ def main():
                            class_weights(weighting, class_names, train[1]), jit_compile,
                            (BACKUP, made_from),
                            positive_weights(weighting, class_names, train[1]) if multi_label else None)
+    metrics["started_from"] = started_from
     if multi_label:  # the fine-tuned model's own thresholds, on val again
         set_val_thresholds(model, *val, phase["batch_size"])
     probe = probe_candidate(params, PROBE, head.input_shape[1:], class_names,

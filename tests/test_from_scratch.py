@@ -45,7 +45,7 @@ def test_the_pipeline_trains_the_whole_network_from_scratch(tmp_path):
     features = np.load(repo / "data" / "features" / "train.npy")
     assert features.shape[0] == 0  # nothing cached from a random backbone
     finetune = json.loads((repo / "metrics" / "finetune.json").read_text())
-    assert finetune["epochs_run"] >= 5 and finetune["kept_transfer_model"] == 0, finetune
+    assert finetune["epochs_run"] >= 5 and finetune["reverted_to_start"] == 0, finetune
     assert "every layer trained from scratch" in output
     # BatchNormalization trained in training mode: its moving statistics left their
     # initial 0 and 1 (in inference mode they would never move).

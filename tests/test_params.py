@@ -35,7 +35,7 @@ def test_every_backbone_has_an_entry_for_dvc(values):
 
 def test_unknown_key_is_named_with_the_valid_ones(values):
     values["finetune"]["unfrezee"] = 3
-    check_error(values, r"unknown key finetune\.unfrezee; valid keys under finetune: unfreeze, train_batchnorm, epochs")
+    check_error(values, r"unknown key finetune\.unfrezee; valid keys under finetune: start, unfreeze, train_batchnorm, epochs")
 
 
 def test_missing_key(values):

@@ -145,3 +145,36 @@ def test_the_probe_as_a_keras_head_gives_its_probabilities(labels, count):
         got = head.predict(maps.astype("float32"), verbose=0)
         np.testing.assert_allclose(got, expected, atol=2e-4, err_msg=pooling)
         assert [layer.name for layer in head.layers][-1] == "predictions"
+
+
+def test_lp_ft_starts_fine_tuning_from_the_probe(tmp_path):
+    """finetune.start: probe gives the model whose head is the saved probe (its probabilities,
+    not the trained head's); transfer, or a run with no probe, the trained-head model."""
+    from imgclf.build import start_model
+    from tests.informative import CLASSES, SIZE, pretrained_weights, trained_classifier
+
+    transfer = trained_classifier(dense=(8,))
+    images, labels = separable_images(3, 10, seed=4)
+    images = images.astype(np.float32)
+    maps = pretrained_extractor().predict(images, verbose=0)
+    pooled = probe.pool(maps, "avg")
+    fitted, _ = probe.fit(pooled, labels, pooled, labels, seed=0)
+    arrays = probe.as_arrays(fitted, "avg")
+    probe.save(str(tmp_path / "probe.npz"), arrays)
+    params = {"model": "mobilenet_v2", "weights": pretrained_weights(), "image_size": SIZE,
+              "backbones": {"mobilenet_v2": {"alpha": 0.35}}}
+
+    def start(phase, path=str(tmp_path / "probe.npz")):
+        return start_model(params, phase, transfer, path, maps.shape[1:], list(CLASSES))
+    model, name = start({"start": "probe"})
+    assert name == "probe" and model is not transfer
+    # noise, where the two heads are not both saturated and so disagree
+    noise = np.random.default_rng(0).integers(0, 256, images.shape).astype(np.float32)
+    got = model.predict(noise, verbose=0)
+    expected = probe.probabilities(arrays, probe.pool(pretrained_extractor().predict(
+        noise, verbose=0), "avg"), 3)
+    np.testing.assert_allclose(got, expected, atol=2e-3)
+    assert np.abs(got - transfer.predict(noise, verbose=0)).max() > 0.05
+    assert start({"start": "transfer"}) == (transfer, "transfer")
+    probe.save(str(tmp_path / "none.npz"), {})  # weights: none
+    assert start({"start": "probe"}, str(tmp_path / "none.npz")) == (transfer, "transfer")

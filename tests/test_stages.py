@@ -154,16 +154,17 @@ def test_report_is_one_self_contained_page_that_opens_with_the_verdict(tmp_path)
                         "probe_accuracy": 0.95, "evaluated_on_val": 0},
                "probe": {"val_accuracy": 0.97},
                "transfer": {"best_val_loss": 0.25},
-               "finetune": {"unfrozen_layers": 20, "kept_transfer_model": 0, "best_epoch": 7,
-                            "epochs_run": 4, "best_val_accuracy": 0.96, "best_val_loss": 0.125}}
+               "finetune": {"unfrozen_layers": 20, "reverted_to_start": 0, "best_epoch": 7,
+                            "epochs_run": 4, "best_val_accuracy": 0.96, "best_val_loss": 0.125,
+                            "started_from": "transfer", "start_val_loss": 0.25}}
     dataset = {"images": {"train": 120, "val": 30, "test": 40}, "skipped": {"unreadable": 2}}
     page = html_report(metrics, dataset, {"model": "vgg16", "head": {"dense": [256]}},
                        {"scores": str(png)})
     assert "data:image/png;base64," in page and "0.9346" in page and "head.dense" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
     verdict = page[:page.index("<h2>")]  # before any table or plot
-    assert ("Kept: the fine-tuned model (fine-tuning (20 backbone layers unfrozen) reached val "
-            "loss 0.1250 at epoch 7 against the transfer model's 0.2500)") in verdict
+    assert ("Kept: the fine-tuned model (fine-tuning from the transfer model (20 backbone layers "
+            "unfrozen) reached val loss 0.1250 at epoch 7 against its starting 0.2500)") in verdict
     assert "test split, 40 images: accuracy <b>0.9346</b>; before fine-tuning 0.9000; " \
            "linear probe 0.9500" in verdict
     assert "Below the linear probe on val</b> (0.9600 against 0.9700)" in verdict
@@ -171,11 +172,12 @@ def test_report_is_one_self_contained_page_that_opens_with_the_verdict(tmp_path)
     assert "<h2>scores on the test split</h2>" in page
 
     metrics["test"]["evaluated_on_val"] = 1
-    metrics["finetune"].update(kept_transfer_model=1, best_val_accuracy=0.98)
+    metrics["finetune"].update(reverted_to_start=1, best_val_accuracy=0.98, started_from="probe",
+                               kept="probe", kept_because="the cheapest")
     page = html_report(metrics, dataset, {}, {})
     verdict = page[:page.index("<h2>")]
-    assert ("Kept: the transfer model (no fine-tuning epoch beat the transfer model on val loss "
-            "(4 epochs tried))") in verdict
+    assert ("Kept: the linear probe (no fine-tuning epoch beat the probe model it started from "
+            "on val loss (4 epochs tried); the cheapest)") in verdict
     assert "On the val (there is no test split) split" in verdict
     assert "Below the linear probe" not in verdict
     assert "<h2>scores on the val (there is no test split) split</h2>" in page
@@ -220,7 +222,7 @@ def test_finetune_that_only_hurts_is_undone(tmp_path):
     assert_informative(before, labels)
     with open_live(str(tmp_path / "live")) as live:
         metrics = finetune(model, train, val, phase, 20, live, {"epochs_run": 4, "best_epoch": 3})
-    assert metrics["kept_transfer_model"] == 1 and metrics["best_epoch"] == 3
+    assert metrics["reverted_to_start"] == 1 and metrics["best_epoch"] == 3
     assert metrics["epochs_run"] == 2 and metrics["unfrozen_layers"] == 20
     history = live_history(tmp_path / "live")
     assert [row["epoch"] for row in history] == [4, 5]  # epochs 5 and 6, after transfer's 4
@@ -258,13 +260,13 @@ def test_the_final_model_is_the_candidate_that_gets_val_right(tmp_path):
     broken = trained_classifier()
     head = broken.get_layer("head")
     head.set_weights([np.roll(w, 1, axis=-1) for w in head.get_weights()])  # classes swapped
-    metrics = {"kept_transfer_model": 0}
+    metrics = {"reverted_to_start": 0}
     final = keep_best(broken, metrics, str(tmp_path / "transfer.keras"), None,
                       (images, labels), 8)
     assert metrics["kept"] == "transfer" and metrics["kept_val_accuracy"] == 1.0, metrics
     assert "finetuned against transfer: 0 won" in metrics["kept_because"]
     np.testing.assert_array_equal(final.predict(images, verbose=0).argmax(axis=1), labels)
-    metrics = {"kept_transfer_model": 0}
+    metrics = {"reverted_to_start": 0}
     assert keep_best(good, metrics, str(tmp_path / "transfer.keras"), broken,
                      (images, labels), 8) is not broken
     assert metrics["kept"] == "transfer"  # the probe slot: broken, so transfer beats it
@@ -288,7 +290,7 @@ def test_a_kept_probe_built_under_mixed_precision_is_saved_in_float32(tmp_path):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert probe.get_layer("backbone").compute_dtype == "float16"
-    metrics = {"kept_transfer_model": 1}
+    metrics = {"reverted_to_start": 1}
     final = keep_best(None, metrics, str(tmp_path / "transfer.keras"), probe, (images, labels), 8)
     assert metrics["kept"] == "probe" and metrics["probe_val_accuracy"] == 1.0, metrics
     assert final.get_layer("backbone").compute_dtype == "float32"

@@ -170,6 +170,11 @@ def test_the_best_epoch_is_kept_not_the_last(tmp_path):
     assert metrics["best_epoch"] == best + 1 and metrics["best_val_loss"] == val_losses[best]
     loss, _ = head.evaluate(val, verbose=0)
     assert loss == pytest.approx(val_losses[best], abs=1e-5)
+    assert metrics["stopped_because"] == "all 6 epochs run"
+    # the same swapped val labels with patience 2: val loss rises after the best epoch
+    _, metrics, _ = train_head({**phase, "patience": 2, "epochs": 20}, tmp_path / "live2")
+    assert metrics["epochs_run"] < 20
+    assert metrics["stopped_because"] == "early stopping: val loss not better for 2 epochs"
 
 
 def test_set_seed_makes_training_repeatable(tmp_path):
