@@ -37,7 +37,9 @@ def choose(right):
     reasons = []
     for name in names[1:]:
         won, lost, better = paired(right[name], right[kept])
-        verdict = "more than noise" if better else "within noise"
+        worse = paired(right[kept], right[name])[2]
+        verdict = "better by more than noise" if better else (
+            "worse by more than noise" if worse else "within noise")
         reasons.append(f"{name} against {kept}: {won} won, {lost} lost on val, {verdict}")
         if better:
             kept = name

@@ -21,7 +21,7 @@ def test_a_clear_lead_replaces_the_cheaper_model():
                                   "finetuned": answers(95)})
     assert kept == "finetuned", why
     assert "transfer against probe: 1 won, 0 lost on val, within noise" in why
-    assert "finetuned against probe: 15 won, 0 lost on val, more than noise" in why
+    assert "finetuned against probe: 15 won, 0 lost on val, better by more than noise" in why
     kept, why = selection.choose({"probe": answers(80), "transfer": answers(84),
                                   "finetuned": answers(85)})
     assert kept == "transfer" and "finetuned against transfer: 1 won" in why
@@ -42,9 +42,11 @@ def test_the_comparison_is_paired_not_a_difference_of_accuracies():
 
 
 def test_a_model_worse_than_the_probe_is_never_kept():
-    kept, _ = selection.choose({"probe": answers(90), "transfer": answers(85),
-                                "finetuned": answers(88)})
+    kept, why = selection.choose({"probe": answers(90), "transfer": answers(85),
+                                  "finetuned": answers(88)})
     assert kept == "probe"
+    assert "transfer against probe: 0 won, 5 lost on val, worse by more than noise" in why
+    assert "finetuned against probe: 0 won, 2 lost on val, worse by more than noise" in why
 
 
 def test_without_a_probe_the_transfer_model_is_the_baseline():
