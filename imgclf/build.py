@@ -35,32 +35,32 @@ def assemble(params, head, class_names, prepared_resolution, multi_label=False):
     return model_lib.full_model(extractor, head, class_names, prepared_resolution, multi_label)
 
 
-def probe_candidate(params, probe_path, feature_shape, class_names, prepared_resolution,
-                    multi_label=False):
-    """The full classifier with the linear probe of probe_path as its head
-    (probe_head), and for multi_label the probe's own thresholds: a candidate final
-    model like any other. None when the run has no probe (weights: none)."""
+def probe_candidate(params, probe_path, like):
+    """The full classifier with the linear probe of probe_path as its head (probe_head),
+    for the classes, image sizes and task of the model `like`, and for multi_label the
+    probe's own thresholds: a candidate final model like any other. None when the run has no
+    probe (weights: none)."""
     from imgclf import probe as probe_lib
 
     arrays = probe_lib.load(probe_path)
     if arrays is None:
         return None
-    head = probe_head(arrays, feature_shape, len(class_names))
-    model = assemble(params, head, class_names, prepared_resolution, multi_label)
+    class_names = model_lib.class_names(like)
+    multi_label = model_lib.is_multi_label(like)
+    head = probe_head(arrays, like.get_layer("head").input_shape[1:], len(class_names))
+    model = assemble(params, head, class_names, model_lib.prepared_resolution(like), multi_label)
     if multi_label:
         model_lib.set_thresholds(model, arrays["thresholds"])
     return model
 
 
-def start_model(params, phase, transfer_model, probe_path, feature_shape, class_names,
-                multi_label=False):
+def start_model(params, phase, transfer_model, probe_path):
     """(the model fine-tuning starts from, "probe" or "transfer"). finetune.start: probe is
     LP-FT (Kumar et al., ICLR 2022): the backbone is tuned under the linear probe's head, a
     good fit for the features from the first step, so the early updates do not distort them
     to suit a head that does not fit yet. Without a probe (weights: none) the transfer model."""
     if phase.get("start") == "probe":
-        probe = probe_candidate(params, probe_path, feature_shape, class_names,
-                                model_lib.prepared_resolution(transfer_model), multi_label)
+        probe = probe_candidate(params, probe_path, transfer_model)
         if probe is not None:
             return probe, "probe"
     return transfer_model, "transfer"

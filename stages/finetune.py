@@ -1,18 +1,16 @@
-"""finetune: the full model (resize, the backbone's preprocess_input, backbone, trained
-head), the top finetune.unfreeze backbone layers unfrozen, trained on augmented images at a
-low learning rate. finetune.unfreeze: 0 keeps the transfer model as it is.
+"""finetune: the full model (resize, the backbone's preprocess_input, backbone, and the
+trained head or, with finetune.start: probe, the linear probe) with the top finetune.unfreeze
+backbone layers unfrozen, trained on augmented images at a low learning rate; then the final
+model, whichever of the probe, transfer and fine-tuned models val shows better (imgclf.selection).
 
-Writes models/model.keras, models/transfer.keras (the same model before fine-tuning),
-metrics/finetune.json and dvclive/training/: the transfer stage's dvclive history continued
-on the same step axis, one history of both phases. A killed run resumes from
-backups/finetune/ (imgclf.backup).
-"""
+Writes models/model.keras, models/transfer.keras (before fine-tuning), metrics/finetune.json
+and dvclive/training/ (transfer's dvclive history continued on the same step axis). A killed
+run resumes from backups/finetune/ (imgclf.backup)."""
 from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf import model as model_lib
 from imgclf import model_params
-from imgclf.build import (assemble, from_scratch, probe_candidate, scratch_phase,
-                          start_model)
+from imgclf.build import assemble, from_scratch, probe_candidate, scratch_phase, start_model
 from imgclf.dataset import read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
@@ -45,17 +43,15 @@ def main():
     with strategy.scope():
         model = assemble(params, head, class_names,
                          prepared_resolution=train[0].shape[1], multi_label=multi_label)
-    backbone = model_lib.backbone_of(model)
     if from_scratch(params):
-        phase = scratch_phase(params, backbone)
-    unfrozen = top_layer_count(params["model"], backbone, phase["unfreeze"])
+        phase = scratch_phase(params, model_lib.backbone_of(model))
+    unfrozen = top_layer_count(params["model"], model_lib.backbone_of(model), phase["unfreeze"])
     if multi_label:
         set_val_thresholds(model, *val, phase["batch_size"])
     with replaced_when_done(TRANSFER_MODEL) as tmp:
         compute.float32_copy(model).save(tmp)  # before fine-tuning: evaluate reports both
     with strategy.scope():
-        model, started_from = start_model(params, phase, model, PROBE, head.input_shape[1:],
-                                          class_names, multi_label)
+        model, started_from = start_model(params, phase, model, PROBE)
     train_batches, val_batches = image_batches(train, val, len(class_names), phase,
                                                params["seed"], params["augment"])
     weighting = params["class_weight"]
@@ -69,15 +65,14 @@ def main():
     metrics["started_from"] = started_from
     if multi_label:  # the fine-tuned model's own thresholds, on val again
         set_val_thresholds(model, *val, phase["batch_size"])
-    probe = probe_candidate(params, PROBE, head.input_shape[1:], class_names,
-                            train[0].shape[1], multi_label)
+    probe = probe_candidate(params, PROBE, model)
     final = keep_best(model, metrics, TRANSFER_MODEL, probe, val, phase["batch_size"])
     with replaced_when_done(MODEL) as tmp:
         final.save(tmp)
     write_json(METRICS, metrics)
     backup_lib.discard(BACKUP)
-    compute_line = compute.summary(strategy, jit_compile)
-    return f"finetune: {summary(metrics, from_scratch(params), compute_line)} -> {MODEL}"
+    line = summary(metrics, from_scratch(params), compute.summary(strategy, jit_compile))
+    return f"finetune: {line} -> {MODEL}"
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def test_lp_ft_starts_fine_tuning_from_the_probe(tmp_path):
     """finetune.start: probe gives the model whose head is the saved probe (its probabilities,
     not the trained head's); transfer, or a run with no probe, the trained-head model."""
     from imgclf.build import start_model
-    from tests.informative import CLASSES, SIZE, pretrained_weights, trained_classifier
+    from tests.informative import SIZE, pretrained_weights, trained_classifier
 
     transfer = trained_classifier(dense=(8,))
     images, labels = separable_images(3, 10, seed=4)
@@ -165,7 +165,7 @@ def test_lp_ft_starts_fine_tuning_from_the_probe(tmp_path):
               "backbones": {"mobilenet_v2": {"alpha": 0.35}}}
 
     def start(phase, path=str(tmp_path / "probe.npz")):
-        return start_model(params, phase, transfer, path, maps.shape[1:], list(CLASSES))
+        return start_model(params, phase, transfer, path)
     model, name = start({"start": "probe"})
     assert name == "probe" and model is not transfer
     # noise, where the two heads are not both saturated and so disagree
