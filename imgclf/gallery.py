@@ -1,6 +1,8 @@
-"""Image grids of a run's test predictions (the plot stage): the most confident mistakes,
-and Grad-CAM heat maps over a few images per class. rows are plots/confusion.csv's."""
+"""Image grids: of a run's test predictions (the plot stage; rows are plots/confusion.csv's)
+the most confident mistakes and Grad-CAM heat maps over a few images per class; of the audit
+stage's tables the likely label errors and the near-duplicate pairs."""
 import csv
+import os
 
 from imgclf import charts
 
@@ -42,3 +44,23 @@ def gradcam_grid(rows, image_of, class_names, model, path):
     maps = heat_maps(model, images, [class_names.index(r["predicted"]) for r in chosen])
     charts.image_grid(images, [f"{r['actual']} -> {r['predicted']}" for r in chosen], path,
                       "Grad-CAM of the predicted class (last spatial layer)", overlays=maps)
+
+
+def label_issues_grid(rows, image_of, path, shown):
+    """The `shown` most suspect images of metrics/label_issues.csv, given against suggested."""
+    chosen = rows[:shown]
+    titles = [f"{r['split']}: given {r['label']}\nsuggested {r['suggested']} ({r['score']:.2f})"
+              for r in chosen]
+    charts.image_grid([image_of(r["file"]) for r in chosen], titles, path,
+                      f"likely label errors ({len(chosen)} of {len(rows)} shown)")
+
+
+def near_duplicates_grid(rows, image_of, path, shown):
+    """The first `shown` pairs of metrics/near_duplicates.csv (straddling splits first), a
+    pair side by side."""
+    chosen = rows[:shown]
+    images = [image_of(r[key]) for r in chosen for key in ("file_a", "file_b")]
+    titles = [f"{r[split]} ({r['similarity']:.3f})\n{os.path.basename(r[key])[:28]}"
+              for r in chosen for key, split in (("file_a", "split_a"), ("file_b", "split_b"))]
+    charts.image_grid(images, titles, path,
+                      f"near-duplicate pairs ({len(chosen)} of {len(rows)} shown)")

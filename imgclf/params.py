@@ -99,6 +99,16 @@ def export_formats(key, value):
     return formats
 
 
+def exclude_value(key, value):
+    """A list of image paths, or the path of a text file inside data.dir listing them."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
+        return value
+    fail(key, value, "a list of image paths ([] for none), or the path of a text file "
+         "inside data.dir with one path per line")
+
+
 def backbones_value(key, value):
     # Which backbone takes which argument is checked by imgclf.model_params.
     if not isinstance(value, dict):
@@ -152,7 +162,7 @@ SCHEMA = {
     "seed": integer(0, 2**32 - 1),  # TensorFlow's and iterative stratification's limit
     "task": one_of(["single_label", "multi_label"]),
     "data": {"dir": text, "labels": optional(text), "label_separator": text,
-             "max_bad_rows": fraction},
+             "max_bad_rows": fraction, "exclude": exclude_value},
     "sample": {"resolution": integer(8, 1024)},
     "split": {"train": fraction, "val": fraction, "test": fraction},
     "preprocess": {"resolution": integer(32, 2048), "max_unreadable": fraction},
@@ -183,6 +193,8 @@ SCHEMA = {
                 "xla": one_of(["auto", True, False]),
                 "deterministic": one_of(["auto", True, False])},
     "backbones": backbones_value,
+    "audit": {"enabled": one_of([False, True]), "folds": integer(2, 20),
+              "similarity": number(0.5, 1.0), "shown": integer(0, 200)},
 }
 
 
@@ -215,7 +227,9 @@ def validate(values):
                         "expected 1, with train and val above 0")
     for phase in ("transfer", "finetune"):
         _check_schedule(phase, params[phase])
-    _check_labels_file(params["data"])
+    _check_inside_data_dir(params["data"], "labels", "the CSV")
+    if isinstance(params["data"]["exclude"], str):
+        _check_inside_data_dir(params["data"], "exclude", "the list")
     _check_data_dir(params["data"]["dir"])
     return params
 
@@ -246,13 +260,13 @@ def _check_data_dir(data_dir):
                             "images in a folder of their own")
 
 
-def _check_labels_file(data):
-    # Inside data.dir, the CSV is part of the split stage's dependency: DVC sees it change.
-    labels = data["labels"]
-    inside = labels and os.path.relpath(os.path.abspath(labels), os.path.abspath(data["dir"]))
-    if labels and inside.startswith(".."):
-        raise UserError(f"params.yaml: data.labels is {labels!r}, outside data.dir "
-                        f"{data['dir']!r}; put the CSV inside data.dir, so DVC sees it change")
+def _check_inside_data_dir(data, key, what):
+    # Inside data.dir, the file is part of the split stage's dependency: DVC sees it change.
+    path = data[key]
+    inside = path and os.path.relpath(os.path.abspath(path), os.path.abspath(data["dir"]))
+    if path and inside.startswith(".."):
+        raise UserError(f"params.yaml: data.{key} is {path!r}, outside data.dir "
+                        f"{data['dir']!r}; put {what} inside data.dir, so DVC sees it change")
 
 
 def _check_schedule(name, phase):

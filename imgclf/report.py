@@ -64,6 +64,12 @@ def verdict(metrics, dataset):
     if on_val and on_val[0] < on_val[1] - 1e-6:
         lines.append(f"<b>Below the linear probe on val</b> ({on_val[0]:.4f} against "
                      f"{on_val[1]:.4f}): the head or fine-tuning cost time for nothing.")
+    audit = metrics.get("audit", {})
+    if audit.get("enabled"):
+        lines.append(f"Audit: {audit['label_issues']} likely label error(s), "
+                     f"{audit.get('label_issues_test', 0)} in test; {audit['near_duplicates']} "
+                     f"near-duplicate pair(s), {audit.get('near_duplicates_train_test', 0)} "
+                     "across train and test (metrics/label_issues.csv, metrics/near_duplicates.csv)")
     counts = ", ".join(f"{split} {n}" for split, n in dataset["images"].items())
     skipped = sum(dataset["skipped"].values())
     reasons = "; ".join(f"{n} {reason}" for reason, n in dataset["skipped"].items())

@@ -37,6 +37,42 @@ def drop_duplicates(rows, data_dir):
     return rows[~repeated].reset_index(drop=True), skipped
 
 
+def excluded_paths(exclude, data_dir):
+    """data.exclude's paths: its list, or the lines of its file (blank lines and # comments
+    skipped), each as given or, when that is no image of data.dir, made relative to it (the
+    audit and skipped lists print paths that start with data.dir)."""
+    if isinstance(exclude, str):
+        try:
+            with open(exclude, encoding="utf-8", newline="\n") as f:
+                lines = [line.strip() for line in f.read().split("\n")]
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"data.exclude {exclude!r} cannot be read as UTF-8 text "
+                            f"({type(error).__name__}); expected one image path per line") from None
+        return [line for line in lines if line and not line.startswith("#")]
+    return list(exclude)
+
+
+def leave_out_excluded(rows, skipped, exclude, data_dir):
+    """rows without the images data.exclude names, and [(path, reason)] for them. A path
+    that names no image of data.dir is an error (a typo would silently exclude nothing)."""
+    known = set(rows["file"])
+    left_out = {os.path.normpath(path) for path, _ in skipped}
+    chosen = set()
+    for entry in excluded_paths(exclude, data_dir):
+        path = os.path.normpath(entry)
+        relative = os.path.relpath(path, os.path.normpath(data_dir))
+        if path in known or relative in known:
+            chosen.add(path if path in known else relative)
+        elif not {path, os.path.normpath(os.path.join(data_dir, path))} & left_out:
+            raise UserError(f"data.exclude names {entry!r}, which is not an image of data.dir "
+                            f"{data_dir!r}; expected paths as data/split/manifest.csv or the "
+                            "audit lists them")
+    dropped = rows["file"].isin(chosen)
+    reasons = [(os.path.join(data_dir, file), "in data.exclude: left out")
+               for file in rows.loc[dropped, "file"]]
+    return rows[~dropped].reset_index(drop=True), reasons
+
+
 def digest_or_reason(data_dir, file):
     """(sha256 of the file's bytes, None), or ("", why it cannot be used): a name that the
     UTF-8 manifest cannot hold or that a line break would cut in two (files.txt has a
@@ -194,9 +230,10 @@ def val_carving_ratios(ratios):
 
 
 def split_dataset(data_dir, output, ratios, seed, labels=None, task="single_label",
-                  separator=" ", max_bad_rows=1.0):
-    """Read the labels (class folders, or the CSV `labels`), leave out duplicates, assign
-    splits, write the manifest; returns {split: image count} and [(file, reason)] left out.
+                  separator=" ", max_bad_rows=1.0, exclude=()):
+    """Read the labels (class folders, or the CSV `labels`), leave out what data.exclude
+    names and duplicates, assign splits, write the manifest; returns {split: image count}
+    and [(file, reason)] left out.
     Everything that would stop the run is found before anything is written."""
     from imgclf.labels import from_csv, from_folders
 
@@ -206,6 +243,8 @@ def split_dataset(data_dir, output, ratios, seed, labels=None, task="single_labe
         rows, skipped, folders = from_folders(data_dir)
         if folders and "val" not in folders:
             ratios = val_carving_ratios(ratios)
+    rows, excluded = leave_out_excluded(rows, skipped, exclude, data_dir)
+    skipped = skipped + excluded
     rows, duplicates = drop_duplicates(rows, data_dir)
     rows, classes = assign_splits(rows, ratios, seed, task, labels or data_dir)
     check_separator(classes, task, separator)

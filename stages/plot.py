@@ -19,7 +19,7 @@ MODEL = "models/model.keras"
 LIVE = "dvclive/training"  # both phases' epochs (dvclive)
 METRICS = {"test": "metrics/metrics.json", "probe": "metrics/probe.json",
            "features": "metrics/features.json", "transfer": "metrics/transfer.json",
-           "finetune": "metrics/finetune.json"}
+           "finetune": "metrics/finetune.json", "audit": "metrics/audit.json"}
 PER_CLASS = "metrics/per_class.json"
 PREDICTIONS = "plots/confusion.csv"
 PROBABILITIES = "data/test_probabilities.npy"
@@ -27,6 +27,8 @@ SPLIT = "data/split"
 PNGS = {"training curves": "plots/training.png", "confusion matrix": "plots/confusion.png",
         "per-class scores": "plots/per_class.png", "most confident mistakes": "plots/mistakes.png",
         "Grad-CAM": "plots/gradcam.png", "precision-recall curves": "plots/precision_recall.png"}
+AUDIT_PNGS = {"likely label errors (audit)": "plots/label_issues.png",
+              "near-duplicate pairs (audit)": "plots/near_duplicates.png"}
 REPORT = "plots/report.html"
 
 
@@ -54,7 +56,8 @@ def main():
     gallery.mistakes_grid(rows, image_of, PNGS["most confident mistakes"])
     gallery.gradcam_grid(rows, image_of, class_names, model_lib.load(MODEL), PNGS["Grad-CAM"])
     with replaced_when_done(REPORT) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(html_report(metrics, dataset_summary(SPLIT, PREPARED), params, PNGS))
+        f.write(html_report(metrics, dataset_summary(SPLIT, PREPARED), params,
+                            {**PNGS, **AUDIT_PNGS}))
     return f"plot: {len(PNGS)} plots in plots/ and {REPORT}"
 
 

@@ -18,7 +18,8 @@ def main():
     ratios = (split["train"], split["val"], split["test"]) if split["test"] else (
         split["train"], split["val"])
     counts, skipped = split_dataset(data["dir"], OUTPUT, ratios, params["seed"], data["labels"],
-                                    params["task"], data["label_separator"], data["max_bad_rows"])
+                                    params["task"], data["label_separator"], data["max_bad_rows"],
+                                    data["exclude"])
     layout = "a CSV of labels" if data["labels"] else describe_layout(data["dir"])
     source = data["labels"] or data["dir"]
     return (f"split: {source} ({layout}) -> {OUTPUT}/manifest.csv: {counts}; "

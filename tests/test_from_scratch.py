@@ -57,3 +57,4 @@ def test_the_pipeline_trains_the_whole_network_from_scratch(tmp_path):
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.9, metrics  # inference mode; chance is 0.33
     assert "probe_accuracy" not in metrics  # no features, no probe
+    assert "audit: skipped (no cached features (weights: none))" in output

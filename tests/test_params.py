@@ -67,6 +67,12 @@ def test_unknown_model_lists_the_valid_names(values):
     ("data.max_bad_rows", 2, r"data\.max_bad_rows is 2; expected a number from 0.0 up to 1.0"),
     ("data.labels", "labels.csv", r"data\.labels is 'labels.csv', outside data\.dir 'data/sample'; "
                                   r"put the CSV inside data\.dir"),
+    ("data.exclude", "exclude.txt", r"data\.exclude is 'exclude.txt', outside data\.dir 'data/sample'; "
+                                    r"put the list inside data\.dir"),
+    ("data.exclude", [3], r"data\.exclude is \[3\]; expected a list of image paths"),
+    ("audit.similarity", 1.5, r"audit\.similarity is 1\.5; expected a number from 0\.5 up to 1\.0"),
+    ("audit.folds", 1, r"audit\.folds is 1; expected an integer from 2 to 20"),
+    ("audit.enabled", "yes", r"audit\.enabled is 'yes'; expected one of: False, True"),
 ])
 def test_bad_values_name_key_and_what_is_allowed(values, key, value, pattern):
     section, _, name = key.rpartition(".")

@@ -111,7 +111,34 @@ def test_exported_models_and_labels_name_each_test_image_right(tiny_run):
 
 
 def test_plots_and_report_are_written(tiny_run):
-    for name in ("training", "confusion", "per_class", "mistakes", "gradcam", "precision_recall"):
+    for name in ("training", "confusion", "per_class", "mistakes", "gradcam", "precision_recall",
+                 "label_issues", "near_duplicates"):
         assert (tiny_run / "plots" / f"{name}.png").stat().st_size > 5_000, name
     page = (tiny_run / "plots" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 6
+    assert page.count("data:image/png;base64,") == 8
+
+
+def test_the_audit_tables_name_real_images_and_agree_with_its_counts(tiny_run):
+    audit = json.loads((tiny_run / "metrics" / "audit.json").read_text())
+    issues = read_csv(tiny_run / "metrics" / "label_issues.csv")
+    pairs = read_csv(tiny_run / "metrics" / "near_duplicates.csv")
+    assert audit["enabled"] == 1 and audit["label_issues"] == len(issues)
+    assert sum(audit[f"label_issues_{split}"] for split in ("train", "val", "test")) == len(issues)
+    assert audit["near_duplicates"] == len(pairs)
+    # a clean set (every image drawn apart, labelled by its folder): nothing to report
+    assert audit["label_issues"] == 0 and audit["near_duplicates"] == 0, (issues, pairs)
+    metrics = json.loads((tiny_run / "metrics" / "metrics.json").read_text())
+    assert audit["test_accuracy_without_near_duplicates"] == metrics["accuracy"]
+    files = {split: (tiny_run / "data" / "prepared" / split / "files.txt").read_text().split()
+             for split in ("train", "val", "test")}
+    for row in issues:
+        assert row["file"] in files[row["split"]] and row["label"] == folder_class(row["file"])
+        assert row["suggested"] in TINY_CLASSES and row["suggested"] != row["label"]
+    for row in pairs:
+        assert row["file_a"] in files[row["split_a"]] and row["file_b"] in files[row["split_b"]]
+    straddling = [row["split_a"] != row["split_b"] for row in pairs]
+    assert straddling == sorted(straddling, reverse=True)  # pairs across splits first
+    assert audit["test_images_with_near_duplicates"] == len(
+        {row["file_b"] for row in pairs if row["split_b"] == "test" and row["split_a"] != "test"})
+    report = (tiny_run / "plots" / "report.html").read_text()
+    assert "Audit: " in report and "near-duplicate pairs (audit)" in report
