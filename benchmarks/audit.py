@@ -117,7 +117,9 @@ def score(project, data_dir, changed, copied):
     others = [row for row in pairs if row not in found]
     with open(os.path.join(project, "metrics", "audit.json"), encoding="utf-8") as f:
         audit = json.load(f)
-    return {"images": sum(1 for _ in open(os.path.join(data_dir, "labels.csv"))) - 1,
+    with open(os.path.join(project, "metrics", "metrics.json"), encoding="utf-8") as f:
+        test_accuracy = json.load(f)["accuracy"]
+    return {"images": len(read_rows(os.path.join(data_dir, "labels.csv"))),
             "labels changed": len(changed), "flagged": len(flagged),
             "changed among flagged": hits,
             "precision at the changed count": round(len(top & set(changed)) / len(changed), 3),
@@ -128,6 +130,10 @@ def score(project, data_dir, changed, copied):
             "other pairs": len(others),
             "planted similarities": sorted(float(row["similarity"]) for row in found),
             "highest other similarities": [float(row["similarity"]) for row in others[:10]],
+            "test accuracy": round(test_accuracy, 4),
+            "test images with a near-duplicate in train or val":
+                audit["test_images_with_near_duplicates"],
+            "test accuracy without them": round(audit["test_accuracy_without_near_duplicates"], 4),
             "audit seconds": audit["seconds"]}
 
 

@@ -119,3 +119,19 @@ def test_multi_label_micro_scores_count_wrong_labels_the_test_split_lacks():
     metrics, report = score(probabilities, labels, np.array([0.5, 0.5]), ["a", "b"])
     assert metrics["precision_micro"] == pytest.approx(2 / 3) and metrics["hamming_loss"] == 0.25
     assert metrics["f1_macro"] == 1.0 and report["absent_classes"] == ["b"]  # macro: a only
+
+
+def test_the_audit_checks_each_label_against_the_csv(multi_run):
+    """One row per (image, label): a label the CSV gives that looks absent, or one it does
+    not give that looks present. This clean set: every label is a bright square of its
+    colour, drawn where the CSV says."""
+    audit = json.loads((multi_run / "metrics" / "audit.json").read_text())
+    rows = csv_rows(multi_run / "metrics" / "label_issues.csv")
+    assert audit["enabled"] == 1 and audit["label_issues"] == len(rows)
+    truth = true_labels(multi_run)
+    for row in rows:
+        given, suggested = row["label"], row["suggested"]
+        assert "(absent)" in (given, suggested) and {given, suggested} - {"(absent)"} <= set(MULTI_LABELS)
+        assert (given in truth[row["file"]]) if given != "(absent)" else (suggested not in truth[row["file"]])
+    assert audit["label_issues"] <= 2, rows  # 160 clean images: at most a borderline pair
+    assert "test_accuracy_without_near_duplicates" not in audit  # single-label only

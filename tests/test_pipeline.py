@@ -80,6 +80,7 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
                                       "transfer"}
     diff = run(repo, "dvc", "metrics", "diff", "--all")
     assert re.search(r"metrics/finetune\.json\s+unfrozen_layers\s+20\s+10", diff), diff
+    assert re.search(r"metrics/audit\.json\s+label_issues\s+\d+\s+\d+", diff), diff
 
     output = run(repo, "dvc", "exp", "run", "-S", "model=mobilenet_v2")
     assert stages_skipped(output) == {"sample", "split", "preprocess"}
