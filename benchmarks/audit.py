@@ -158,7 +158,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--similarity", type=float, default=None,
                         help="audit.similarity for the runs (default: params.yaml's)")
-    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (the runs' tables and plots)")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="work in DIR and keep it (the runs' tables and plots)")
     args = parser.parse_args()
     import yaml
     with open(os.path.join(ROOT, "params.yaml"), encoding="utf-8") as f:

@@ -22,13 +22,15 @@ SIMILARITY_POOLING = "avg"  # what audit.similarity was measured on
 def pooled_features(features_dir, splits, transfer_model, poolings, batch_size):
     """{split: {pooling: rows}} for splits {name: (images, labels, files)}: train and val
     from the feature cache (its first pass, the unaugmented one), test through the frozen
-    backbone of the model before fine-tuning, which made the cache (the features stage
-    never reads the test split)."""
+    backbone of the model before fine-tuning (transfer_model, loaded only when there is a
+    test split), the same backbone the cache came from (the features stage never reads the
+    test split)."""
     pooled = {}
     for split, (images, labels, _) in splits.items():
         if split == "test":
             dataset = batches(images, labels, batch_size)
-            pooled[split] = {pooling: probe_lib.backbone_features(transfer_model, dataset, pooling)
+            model = transfer_model()
+            pooled[split] = {pooling: probe_lib.backbone_features(model, dataset, pooling)
                              for pooling in poolings}
         else:
             maps = load_cached(features_dir, split)[0][:len(labels)]
@@ -86,13 +88,14 @@ def counts(issues, pairs, split_names):
 
 
 def accuracy_without_near_duplicates(probabilities, labels, files, pairs):
-    """(test accuracy over the test images with no near-duplicate in train or val, how many
-    test images have one): how much the near-duplicates lift the test score."""
+    """(test accuracy over the test images with no near-duplicate in train or val, or None
+    when every one has one; how many have one): how much the near-duplicates lift the test
+    score."""
     seen = {row["file_b"] for row in pairs
             if row["split_b"] == "test" and row["split_a"] in ("train", "val")}
     kept = np.array([file not in seen for file in files], bool)
     right = np.asarray(probabilities).argmax(axis=1) == np.asarray(labels)
-    return (float(right[kept].mean()) if kept.any() else 0.0), int((~kept).sum())
+    return (float(right[kept].mean()) if kept.any() else None), int((~kept).sum())
 
 
 def write_rows(path, rows, columns):

@@ -35,16 +35,26 @@ def class_columns(model, features, class_count, multi_label):
     if multi_label:
         return probabilities
     columns = np.zeros((len(features), class_count))
-    columns[:, model[-1].classes_] = probabilities
+    columns[:, model.classes_] = probabilities
     return columns
 
 
 def fold_count(labels, folds):
-    """folds, or fewer when the rarest class has fewer images (at least 2)."""
+    """folds, or fewer when no class (no row, for multi_label) has that many images; a rarer
+    class only makes scikit-learn warn that its folds are uneven (at least 2 folds)."""
     if is_multi_label(labels):
         return max(2, min(folds, len(labels)))
-    per_class = np.bincount(labels)
-    return max(2, min(folds, per_class[per_class > 0].min()))
+    return max(2, min(folds, np.bincount(labels).max()))
+
+
+def fold_model(features, labels, strength, seed, multi_label):
+    """The probe fitted on one fold's rows; a fold whose rows hold a single class (a class
+    with one image, held out) gets a model that always answers that class."""
+    from sklearn.dummy import DummyClassifier
+
+    if not multi_label and len(np.unique(labels)) < 2:
+        return DummyClassifier(strategy="most_frequent").fit(features, labels)
+    return probe_model(strength, seed, multi_label).fit(features, labels)
 
 
 def out_of_sample(features, labels, held_out, class_count, folds, strength, seed):
@@ -60,8 +70,7 @@ def out_of_sample(features, labels, held_out, class_count, folds, strength, seed
     with warnings.catch_warnings():  # a class rarer than the folds; a label always 0 in a fold
         warnings.simplefilter("ignore", UserWarning)
         for fit_rows, predict_rows in splitter.split(features, labels):
-            model = probe_model(strength, seed, multi_label).fit(features[fit_rows],
-                                                                 labels[fit_rows])
+            model = fold_model(features[fit_rows], labels[fit_rows], strength, seed, multi_label)
             probabilities[predict_rows] = class_columns(model, features[predict_rows],
                                                         class_count, multi_label)
             if len(held_out):
@@ -70,13 +79,15 @@ def out_of_sample(features, labels, held_out, class_count, folds, strength, seed
     return probabilities, held_out_probabilities
 
 
-def thresholds(probabilities, labels):
+def thresholds(probabilities, labels, fewest=2):
     """Each class's typical self-confidence: the mean probability of the class over the
-    images given it (NaN for a class no image is given: it never takes part)."""
+    images given it. NaN, so that the class never takes part, for a class fewer than
+    `fewest` images are given, or whose images all get (about) 0 for it: a threshold of 0
+    would make every image confident of it."""
     given = np.eye(probabilities.shape[1], dtype=bool)[labels]
     counts = given.sum(axis=0)
-    totals = (probabilities * given).sum(axis=0)
-    return np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
+    means = (probabilities * given).sum(axis=0) / np.maximum(counts, 1)
+    return np.where((counts >= fewest) & (means > 1e-6), means, np.nan)
 
 
 def single_label_issues(probabilities, labels):
@@ -86,10 +97,10 @@ def single_label_issues(probabilities, labels):
     limits = thresholds(probabilities, labels)
     rows = np.arange(len(labels))
     given = probabilities[rows, labels]
-    confident = probabilities >= np.nan_to_num(limits, nan=np.inf)  # NaN: never confident
+    confident = (probabilities >= np.nan_to_num(limits, nan=np.inf)) & (probabilities > 0)
     confident[rows, labels] = False
     others = np.where(confident, probabilities, -1.0)
-    suspect = (given < limits[labels]) & confident.any(axis=1)
+    suspect = (given < limits[labels]) & confident.any(axis=1)  # NaN: never below it
     issues = [(int(i), int(others[i].argmax()), float(1 - given[i])) for i in rows[suspect]]
     return sorted(issues, key=lambda issue: -issue[2])
 
@@ -103,9 +114,11 @@ def multi_label_issues(probabilities, labels):
     issues = []
     for label in range(labels.shape[1]):
         has, column = labels[:, label], probabilities[:, label]
-        if has.all() or not has.any():
-            continue  # one state only: nothing to compare with
+        if min(has.sum(), (~has).sum()) < 2:
+            continue  # (almost) one state only: nothing to compare with
         present_limit, absent_limit = column[has].mean(), (1 - column[~has]).mean()
+        if min(present_limit, absent_limit) <= 1e-6:
+            continue  # a threshold of 0 would make every image confident
         for i in np.flatnonzero(has & (1 - column >= absent_limit) & (column < present_limit)):
             issues.append((int(i), label, True, float(1 - column[i])))
         for i in np.flatnonzero(~has & (column >= present_limit) & (1 - column < absent_limit)):

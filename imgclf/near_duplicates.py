@@ -39,12 +39,3 @@ def ordered(pairs, splits):
                 for i, j, s in pairs]
     return sorted(oriented, key=lambda pair: (splits[pair[0]] == splits[pair[1]], -pair[2]))
 
-
-def split_pair_counts(pairs, splits):
-    """{"train_test": n, "train_val": n, "val_test": n, "train_train": n, ...}: pairs by the
-    splits they join."""
-    counts = {}
-    for i, j, _ in ordered(pairs, splits):
-        key = f"{splits[i]}_{splits[j]}"
-        counts[key] = counts.get(key, 0) + 1
-    return counts

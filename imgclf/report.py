@@ -69,7 +69,8 @@ def verdict(metrics, dataset):
         lines.append(f"Audit: {audit['label_issues']} likely label error(s), "
                      f"{audit.get('label_issues_test', 0)} in test; {audit['near_duplicates']} "
                      f"near-duplicate pair(s), {audit.get('near_duplicates_train_test', 0)} "
-                     "across train and test (metrics/label_issues.csv, metrics/near_duplicates.csv)")
+                     "across train and test (metrics/label_issues.csv, "
+                     "metrics/near_duplicates.csv)")
     counts = ", ".join(f"{split} {n}" for split, n in dataset["images"].items())
     skipped = sum(dataset["skipped"].values())
     reasons = "; ".join(f"{n} {reason}" for reason, n in dataset["skipped"].items())

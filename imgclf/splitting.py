@@ -37,13 +37,12 @@ def drop_duplicates(rows, data_dir):
     return rows[~repeated].reset_index(drop=True), skipped
 
 
-def excluded_paths(exclude, data_dir):
-    """data.exclude's paths: its list, or the lines of its file (blank lines and # comments
-    skipped), each as given or, when that is no image of data.dir, made relative to it (the
-    audit and skipped lists print paths that start with data.dir)."""
+def excluded_paths(exclude):
+    """data.exclude's entries: its list, or the lines of its file (blank lines and #
+    comments skipped; a byte-order mark, as Notepad writes one, ignored)."""
     if isinstance(exclude, str):
         try:
-            with open(exclude, encoding="utf-8", newline="\n") as f:
+            with open(exclude, encoding="utf-8-sig", newline="\n") as f:
                 lines = [line.strip() for line in f.read().split("\n")]
         except (OSError, UnicodeDecodeError) as error:
             raise UserError(f"data.exclude {exclude!r} cannot be read as UTF-8 text "
@@ -53,17 +52,22 @@ def excluded_paths(exclude, data_dir):
 
 
 def leave_out_excluded(rows, skipped, exclude, data_dir):
-    """rows without the images data.exclude names, and [(path, reason)] for them. A path
-    that names no image of data.dir is an error (a typo would silently exclude nothing)."""
+    """rows without the images data.exclude names, and [(path, reason)] for them. An entry
+    is a path as given or relative to data.dir (the audit and skipped lists print paths that
+    start with it), either slash. One that names no image of data.dir is an error (a typo
+    would silently exclude nothing)."""
+    from imgclf.labels import posix_path
+
     known = set(rows["file"])
-    left_out = {os.path.normpath(path) for path, _ in skipped}
+    left_out = {posix_path(path) for path, _ in skipped}
+    top = posix_path(data_dir)
     chosen = set()
-    for entry in excluded_paths(exclude, data_dir):
-        path = os.path.normpath(entry)
-        relative = os.path.relpath(path, os.path.normpath(data_dir))
-        if path in known or relative in known:
-            chosen.add(path if path in known else relative)
-        elif not {path, os.path.normpath(os.path.join(data_dir, path))} & left_out:
+    for entry in excluded_paths(exclude):
+        path = posix_path(entry)
+        relative = path[len(top) + 1:] if path.startswith(top + "/") else path
+        if relative in known:
+            chosen.add(relative)
+        elif not {path, f"{top}/{relative}"} & left_out:
             raise UserError(f"data.exclude names {entry!r}, which is not an image of data.dir "
                             f"{data_dir!r}; expected paths as data/split/manifest.csv or the "
                             "audit lists them")

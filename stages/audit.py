@@ -43,7 +43,7 @@ def main():
         splits = {split: read_split(PREPARED, split)
                   for split in ("train", "val", "test") if has_split(PREPARED, split)}
         poolings = sorted({pooling, audit.SIMILARITY_POOLING})
-        features = audit.pooled_features(FEATURES, splits, model_lib.load(TRANSFER_MODEL),
+        features = audit.pooled_features(FEATURES, splits, lambda: model_lib.load(TRANSFER_MODEL),
                                          poolings, params["evaluate"]["batch_size"])
         issues = audit.issue_rows({split: rows[pooling] for split, rows in features.items()},
                                   splits, read_classes(PREPARED), settings["folds"],
@@ -55,8 +55,9 @@ def main():
         if evaluation_split(PREPARED) == "test" and params["task"] == "single_label":
             accuracy, seen = audit.accuracy_without_near_duplicates(
                 np.load(PROBABILITIES), *splits["test"][1:], pairs)
-            figures.update(test_accuracy_without_near_duplicates=accuracy,
-                           test_images_with_near_duplicates=seen)
+            figures["test_images_with_near_duplicates"] = seen
+            if accuracy is not None:  # else every test image has a near-duplicate
+                figures["test_accuracy_without_near_duplicates"] = accuracy
     audit.write_rows(ISSUES, issues, audit.ISSUE_COLUMNS)
     audit.write_rows(PAIRS, pairs, audit.PAIR_COLUMNS)
     write_json(METRICS, {"enabled": int(not skipped), **figures,

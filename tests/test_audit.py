@@ -189,3 +189,37 @@ def test_data_exclude_leaves_out_what_it_names_as_the_audit_lists_it(tmp_path):
     with pytest.raises(UserError, match="data.exclude names 'lines/999.png'"):
         split_dataset(photos, str(tmp_path / "typo"), (0.5, 0.25, 0.25), seed=0,
                       exclude=["lines/999.png"])
+
+
+def clusters(counts, seed=0):
+    """Gaussian clusters far apart, one per class, counts[c] points in class c."""
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(8 * c, 1, (n, 4)) for c, n in enumerate(counts)])
+    return x, np.repeat(np.arange(len(counts)), counts)
+
+
+@pytest.mark.parametrize("counts", [(30, 30, 1), (30, 1)])
+def test_a_class_of_one_image_neither_floods_the_audit_nor_stops_it(counts):
+    """The fold holding the lone image out trains without its class and gives it 0: as a
+    threshold, 0 would make every image 'confident' of that class (planted: half the set
+    was flagged); a fold of one class trains a model that answers it (no crash)."""
+    x, y = clusters(counts)
+    p, _ = label_issues.out_of_sample(x, y, x[:0], len(counts), folds=5, strength=1.0, seed=0)
+    assert label_issues.single_label_issues(p, y) == []
+    labels = np.zeros((40, 2), int)
+    labels[:20, 0] = 1
+    labels[0, 1] = 1  # label 1 on one image only
+    probabilities = np.full((40, 2), 0.5)
+    probabilities[:, 1] = 0.0
+    assert label_issues.multi_label_issues(probabilities, labels) == []
+
+
+def test_data_exclude_reads_either_slash_and_a_byte_order_mark(tmp_path):
+    photos = str(tmp_path / "photos")
+    write_folder_images(photos)
+    with open(os.path.join(photos, "exclude.txt"), "w", encoding="utf-8-sig") as f:
+        f.write("circles\\001.png\n" + photos.replace("/", "\\") + "\\boxes\\007.png\n")
+    split_dataset(photos, str(tmp_path / "split"), (0.5, 0.25, 0.25), seed=0,
+                  exclude=os.path.join(photos, "exclude.txt"))
+    files = set(read_manifest(str(tmp_path / "split"), None)["file"])
+    assert "circles/001.png" not in files and "boxes/007.png" not in files and len(files) == 16

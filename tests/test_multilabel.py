@@ -131,7 +131,11 @@ def test_the_audit_checks_each_label_against_the_csv(multi_run):
     truth = true_labels(multi_run)
     for row in rows:
         given, suggested = row["label"], row["suggested"]
-        assert "(absent)" in (given, suggested) and {given, suggested} - {"(absent)"} <= set(MULTI_LABELS)
-        assert (given in truth[row["file"]]) if given != "(absent)" else (suggested not in truth[row["file"]])
+        assert "(absent)" in (given, suggested)
+        assert {given, suggested} - {"(absent)"} <= set(MULTI_LABELS)
+        if given != "(absent)":
+            assert given in truth[row["file"]]
+        else:
+            assert suggested not in truth[row["file"]]
     assert audit["label_issues"] <= 2, rows  # 160 clean images: at most a borderline pair
     assert "test_accuracy_without_near_duplicates" not in audit  # single-label only

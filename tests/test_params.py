@@ -67,8 +67,8 @@ def test_unknown_model_lists_the_valid_names(values):
     ("data.max_bad_rows", 2, r"data\.max_bad_rows is 2; expected a number from 0.0 up to 1.0"),
     ("data.labels", "labels.csv", r"data\.labels is 'labels.csv', outside data\.dir 'data/sample'; "
                                   r"put the CSV inside data\.dir"),
-    ("data.exclude", "exclude.txt", r"data\.exclude is 'exclude.txt', outside data\.dir 'data/sample'; "
-                                    r"put the list inside data\.dir"),
+    ("data.exclude", "exclude.txt", r"data\.exclude is 'exclude.txt', outside data\.dir "
+                                    r"'data/sample'; put the list inside data\.dir"),
     ("data.exclude", [3], r"data\.exclude is \[3\]; expected a list of image paths"),
     ("audit.similarity", 1.5, r"audit\.similarity is 1\.5; expected a number from 0\.5 up to 1\.0"),
     ("audit.folds", 1, r"audit\.folds is 1; expected an integer from 2 to 20"),
