@@ -24,6 +24,7 @@ from PIL import Image
 
 from benchmarks.recipe import FLOWERS, INSECTS, class_files, own_data_recipe, use_shared_weights
 from benchmarks.scale import ROOT, project_copy, run
+from imgclf.gallery import read_rows
 
 STAGES = ["sample", "split", "preprocess", "features", "probe", "transfer", "finetune",
           "evaluate", "audit"]
@@ -94,11 +95,6 @@ def planted_dataset(work, name, rows, copies, seed=0):
     with open(os.path.join(folder, "labels.csv"), "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("file", "label", "split"), *table])
     return folder, changed, copied
-
-
-def read_rows(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def score(project, data_dir, changed, copied):

@@ -38,6 +38,13 @@ def pooled_features(features_dir, splits, transfer_model, poolings, batch_size):
     return pooled
 
 
+def listed(splits, order):
+    """(files, their split names) of splits {split: (images, labels, files)}, in `order`:
+    the rows' order of every table here."""
+    files = [file for split in order for file in splits[split][2]]
+    return files, [split for split in order for _ in splits[split][2]]
+
+
 def issue_rows(features, splits, class_names, folds, strength, seed):
     """Rows of metrics/label_issues.csv, most suspect first. features {split: rows}; splits
     {split: (images, labels, files)}; the test split (if any) is scored by the folds'
@@ -49,8 +56,7 @@ def issue_rows(features, splits, class_names, folds, strength, seed):
     fitted_p, held_out_p = label_issues.out_of_sample(x, y, held_out, len(class_names), folds,
                                                       strength, seed)
     order = fitted + (["test"] if "test" in splits else [])
-    files = [file for split in order for file in splits[split][2]]
-    names = [split for split in order for _ in splits[split][2]]
+    files, names = listed(splits, order)
     labels = np.concatenate([splits[split][1] for split in order])
     probabilities = np.concatenate([fitted_p, held_out_p])
     if not is_multi_label(labels):
@@ -65,8 +71,7 @@ def issue_rows(features, splits, class_names, folds, strength, seed):
 
 def pair_rows(features, splits, threshold):
     """Rows of metrics/near_duplicates.csv: pairs that straddle splits first."""
-    files = [file for split in splits for file in splits[split][2]]
-    names = [split for split in splits for _ in splits[split][2]]
+    files, names = listed(splits, list(splits))
     x = np.concatenate([features[split] for split in splits])
     pairs = near_duplicates.similar_pairs(x, threshold)
     return [{"file_a": files[a], "split_a": names[a], "file_b": files[b], "split_b": names[b],
@@ -104,9 +109,3 @@ def write_rows(path, rows, columns):
         writer.writeheader()
         writer.writerows(rows)
 
-
-def image_lookup(splits):
-    """file -> its prepared image, over splits {split: (images, labels, files)}."""
-    where = {file: (split, row) for split, (_, _, files) in splits.items()
-             for row, file in enumerate(files)}
-    return lambda file: splits[where[file][0]][0][where[file][1]]

@@ -12,6 +12,13 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
+def image_lookup(splits):
+    """file -> its prepared image, over splits {split: (images, labels, files)}."""
+    where = {file: (split, row) for split, (_, _, files) in splits.items()
+             for row, file in enumerate(files)}
+    return lambda file: splits[where[file][0]][0][where[file][1]]
+
+
 def confident_mistakes(rows, count):
     wrong = [row for row in rows if row["actual"] != row["predicted"]]
     return sorted(wrong, key=lambda row: -float(row["confidence"]))[:count]

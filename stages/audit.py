@@ -43,8 +43,9 @@ def main():
         splits = {split: read_split(PREPARED, split)
                   for split in ("train", "val", "test") if has_split(PREPARED, split)}
         poolings = sorted({pooling, audit.SIMILARITY_POOLING})
-        features = audit.pooled_features(FEATURES, splits, lambda: model_lib.load(TRANSFER_MODEL),
-                                         poolings, params["evaluate"]["batch_size"])
+        transfer_model = lambda: model_lib.load(TRANSFER_MODEL)  # noqa: E731 (test split only)
+        features = audit.pooled_features(FEATURES, splits, transfer_model, poolings,
+                                          params["evaluate"]["batch_size"])
         issues = audit.issue_rows({split: rows[pooling] for split, rows in features.items()},
                                   splits, read_classes(PREPARED), settings["folds"],
                                   read_json(PROBE_METRICS)["C"], params["seed"])
@@ -62,7 +63,7 @@ def main():
     audit.write_rows(PAIRS, pairs, audit.PAIR_COLUMNS)
     write_json(METRICS, {"enabled": int(not skipped), **figures,
                          "seconds": round(time.perf_counter() - start, 1)})
-    image_of = audit.image_lookup(splits)
+    image_of = gallery.image_lookup(splits)
     gallery.label_issues_grid(issues, image_of, ISSUES_PNG, settings["shown"])
     gallery.near_duplicates_grid(pairs, image_of, PAIRS_PNG, settings["shown"])
     if skipped:

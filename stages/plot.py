@@ -41,7 +41,8 @@ def main():
     charts.training({"transfer": history[:transfer_epochs], "finetune": history[transfer_epochs:]},
                     metrics, PNGS["training curves"])
     rows = gallery.read_rows(PREDICTIONS)
-    images, labels, files = read_split(PREPARED, evaluation_split(PREPARED))
+    split = evaluation_split(PREPARED)
+    images, labels, files = read_split(PREPARED, split)
     multi_label = params["task"] == "multi_label"
     # multi_label: each label against NONE (missed, or given wrongly; imgclf.multilabel)
     names = class_names + [NONE] if multi_label else class_names
@@ -51,8 +52,7 @@ def main():
     columns = labels if multi_label else np.eye(len(class_names), dtype=np.int32)[labels]
     charts.precision_recall(columns, np.load(PROBABILITIES), class_names,
                             PNGS["precision-recall curves"])
-    index = {file: i for i, file in enumerate(files)}
-    image_of = lambda file: images[index[file]]  # noqa: E731
+    image_of = gallery.image_lookup({split: (images, labels, files)})
     gallery.mistakes_grid(rows, image_of, PNGS["most confident mistakes"])
     gallery.gradcam_grid(rows, image_of, class_names, model_lib.load(MODEL), PNGS["Grad-CAM"])
     with replaced_when_done(REPORT) as tmp, open(tmp, "w", encoding="utf-8") as f:
