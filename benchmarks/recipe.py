@@ -1,7 +1,8 @@
 """What each phase of the recipe buys, on real photos: the README's own-data recipe (default
 backbone, 224 px, photo augmentation) in three regimes, every stage in its own process as DVC
 runs them; prints one table (linear probe, transfer and final test accuracy, the model kept,
-the seconds of each phase, why fine-tuning stopped) and writes benchmarks/recipe.json.
+the seconds of each phase, why fine-tuning stopped, val accuracy before fine-tuning and after
+its first epoch) and writes benchmarks/recipe.json.
 
     python -m benchmarks.recipe        # needs ../shared (photos and MobileNet-0.75 weights)
 
@@ -92,9 +93,17 @@ def measure(work, name, update_params):
            "kept": finetune["kept"],
            **{f"{phase} s": round(seconds[phase], 1) for phase in PHASES},
            "fine-tuning epochs": finetune["epochs_run"],
+           "val accuracy: start, 1st epoch": _first_epoch(finetune),
            "stopped": finetune.get("stopped_because", "")}
     shutil.rmtree(folder)
     return row
+
+
+def _first_epoch(finetune):
+    """Val accuracy before fine-tuning and after its first epoch: does it fall?"""
+    if "first_epoch_val_accuracy" not in finetune:
+        return ""
+    return f"{finetune['start_val_accuracy']:.4f}, {finetune['first_epoch_val_accuracy']:.4f}"
 
 
 def table(rows):

@@ -80,11 +80,18 @@ def restore(folder, made_from, model, live_dir):
 
 def apply_state(state, callbacks):
     """Give the restored counters (and best weights) back to the callbacks that had them."""
+    import keras
+
     for callback in callbacks:
         for name in CALLBACK_STATE.get(type(callback).__name__, ()):
             setattr(callback, name, state["callbacks"][type(callback).__name__][name])
         if hasattr(callback, "best_weights") and "best_weights" in state:
             callback.best_weights = state["best_weights"]
+        if isinstance(callback, keras.callbacks.SwapEMAWeights):
+            # Saved at an epoch's end, the model held the averaged weights and the optimizer
+            # the raw ones: the callback swaps them back at the next epoch's start only if it
+            # knows (a private flag of Keras 3.15; tests/test_resume.py fails without it).
+            callback._ema_weights_in_model = True
 
 
 def save(folder, made_from, model, epoch, logs, callbacks, live_dir):

@@ -38,7 +38,7 @@ def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=No
     val_loss, val_accuracy = model.evaluate(val, verbose=0)
     kept = {"best_val_accuracy": float(val_accuracy), "best_val_loss": float(val_loss),
             "best_epoch": transfer["best_epoch"], "reverted_to_start": 1,
-            "start_val_loss": float(val_loss)}
+            "start_val_loss": float(val_loss), "start_val_accuracy": float(val_accuracy)}
     if not (unfrozen and phase["epochs"]):
         return {"unfrozen_layers": 0, **kept, "epochs_run": 0, "seconds": 0.0}
     transfer_weights = model.get_weights()
@@ -48,7 +48,7 @@ def finetune(model, train, val, phase, unfrozen, live, transfer, class_weight=No
         model.set_weights(transfer_weights)
         return {"unfrozen_layers": unfrozen, **metrics, **kept}
     return {"unfrozen_layers": unfrozen, **metrics, "reverted_to_start": 0,
-            "start_val_loss": float(val_loss)}
+            "start_val_loss": float(val_loss), "start_val_accuracy": float(val_accuracy)}
 
 
 def keep_best(finetuned, metrics, transfer_path, probe, val, batch_size):

@@ -136,7 +136,7 @@ def find(phase_name, steps, low, high, output=None):
     setup = transfer_setup if phase_name == "transfer" else finetune_setup
     model, dataset, phase, multi_label = setup(params)
     # A constant rate that the sweep sets step by step (no schedule, no warm-up).
-    compile_model(model, {**phase, "schedule": "constant", "warmup_epochs": 0,
+    compile_model(model, {**phase, "schedule": "constant", "warmup_epochs": 0, "ema_epochs": 0,
                           "learning_rate": low}, steps_per_epoch=1, multi_label=multi_label)
     used, losses = sweep(model, dataset, rates(low, high, steps))
     suggested = suggestion(used, losses)

@@ -153,6 +153,7 @@ PHASE = {
     "clipnorm": number(0.0, 1e6),
     "patience": integer(0),
     "reduce_on_plateau": integer(0),
+    "ema_epochs": number(0.0, 100.0),
 }
 
 SCHEMA = {

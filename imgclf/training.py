@@ -31,10 +31,22 @@ def learning_rate(phase, steps_per_epoch):
         warmup_target=rate if warmup else None, warmup_steps=warmup)
 
 
+def ema_momentum(phase, steps_per_epoch):
+    """The per-step momentum of the weight average that spans about phase.ema_epochs epochs
+    (its time constant 1 / (1 - momentum) steps); None when ema_epochs is 0. In epochs, not
+    a fixed momentum: 0.99 spans a tenth of an epoch on a large set and the whole run on 8
+    steps an epoch."""
+    if not phase["ema_epochs"]:
+        return None
+    return 1 - 1 / max(1.0, phase["ema_epochs"] * steps_per_epoch)
+
+
 def optimizer(phase, steps_per_epoch):
+    momentum = ema_momentum(phase, steps_per_epoch)
     common = {"learning_rate": learning_rate(phase, steps_per_epoch),
               "weight_decay": phase["weight_decay"] or None,
-              "clipnorm": phase["clipnorm"] or None}
+              "clipnorm": phase["clipnorm"] or None,
+              "use_ema": momentum is not None, "ema_momentum": momentum or 0.99}
     name = phase["optimizer"]
     if name == "sgd":
         return keras.optimizers.SGD(momentum=phase["momentum"], **common)
@@ -193,6 +205,7 @@ def fit(model, train, val, phase, live, backup=None, initial_epoch=0, class_weig
     return {
         "stopped_because": (f"early stopping: val loss not better for {phase['patience']} epochs"
                             if stopped_early else f"all {phase['epochs']} epochs run"),
+        "first_epoch_val_accuracy": float(epoch_logs[0]["val_accuracy"]),
         "best_val_accuracy": float(epoch_logs[best]["val_accuracy"]),
         "best_val_loss": float(val_loss[best]),
         "best_epoch": initial_epoch + best + 1,
@@ -209,6 +222,11 @@ def _callbacks(model, phase, live):
     def log_rate(epoch, logs):  # a MirroredVariable under tf.distribute: convert, not float()
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_end=log_rate), DVCLiveCallback(live=live)]
+    if phase["ema_epochs"]:
+        # Before early stopping: from each epoch's end to the next one's start the model holds
+        # the averaged weights, so val, the best weights early stopping keeps and the backup
+        # are the average's; fit ends with them (Keras' finalize and restore_best_weights).
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if phase["patience"]:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=phase["patience"], restore_best_weights=True))

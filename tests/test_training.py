@@ -186,3 +186,27 @@ def test_set_seed_makes_training_repeatable(tmp_path):
     for a, b in zip(first.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert any(not np.allclose(a, c) for a, c in zip(first.get_weights(), other.get_weights()))
+
+
+def test_averaged_weights_are_the_ones_val_scores_and_fit_keeps(tmp_path):
+    """ema_epochs: each epoch's val loss is the averaged weights' (not the raw ones'), and the
+    weights fit ends with are the best epoch's average, whether all epochs ran or early
+    stopping ended the phase (Keras' finalize would otherwise leave the raw weights)."""
+    from imgclf.charts import live_history
+    from imgclf.training import ema_momentum
+
+    phase = {**copy.deepcopy(params.validate(yaml.safe_load(open("params.yaml")))["transfer"]),
+             "epochs": 6, "patience": 10, "learning_rate": 0.01}
+    assert ema_momentum({**phase, "ema_epochs": 0}, 94) is None
+    assert ema_momentum({**phase, "ema_epochs": 1}, 94) == pytest.approx(1 - 1 / 94)
+    _, _, _ = train_head({**phase, "ema_epochs": 0}, tmp_path / "raw")
+    raw_losses = [row["val_loss"] for row in live_history(tmp_path / "raw")]
+    for patience, folder in [(10, "all"), (2, "stopped")]:
+        averaged = {**phase, "ema_epochs": 2, "patience": patience, "epochs": 12}
+        head, metrics, val = train_head(averaged, tmp_path / folder)
+        losses = [row["val_loss"] for row in live_history(tmp_path / folder)]
+        assert not np.allclose(losses[:6], raw_losses[:len(losses[:6])])
+        loss, _ = head.evaluate(val, verbose=0)
+        assert loss == pytest.approx(min(losses), abs=1e-5), (patience, losses)
+        assert metrics["best_val_loss"] == min(losses)
+    assert metrics["epochs_run"] < 12  # the second run did stop early
