@@ -36,7 +36,8 @@ def head_and_data(seed=0, noisy=0):
     head = build_head(features.shape[1:], 3, "avg", [16], 0.0)
     # SGD: Adam's normalised steps fit these separable features even at a rate of 10.
     phase = {"optimizer": "sgd", "momentum": 0.9, "learning_rate": 1e-7, "weight_decay": 0.0, "clipnorm": 0.0,
-             "label_smoothing": 0.0, "epochs": 1, "schedule": "constant", "warmup_epochs": 0}
+             "label_smoothing": 0.0, "epochs": 1, "schedule": "constant", "warmup_epochs": 0,
+             "ema_epochs": 0}
     compile_model(head, phase, steps_per_epoch=1)
     import tensorflow as tf
 
