@@ -46,7 +46,8 @@ def optimizer(phase, steps_per_epoch):
     common = {"learning_rate": learning_rate(phase, steps_per_epoch),
               "weight_decay": phase["weight_decay"] or None,
               "clipnorm": phase["clipnorm"] or None,
-              "use_ema": momentum is not None, "ema_momentum": momentum or 0.99}
+              "use_ema": momentum is not None,
+              "ema_momentum": 0.99 if momentum is None else momentum}  # 0: one step an epoch
     name = phase["optimizer"]
     if name == "sgd":
         return keras.optimizers.SGD(momentum=phase["momentum"], **common)

@@ -199,6 +199,10 @@ def test_averaged_weights_are_the_ones_val_scores_and_fit_keeps(tmp_path):
              "epochs": 6, "patience": 10, "learning_rate": 0.01}
     assert ema_momentum({**phase, "ema_epochs": 0}, 94) is None
     assert ema_momentum({**phase, "ema_epochs": 1}, 94) == pytest.approx(1 - 1 / 94)
+    # One step an epoch: the average of one step is that step's weights, not a 0.99 average
+    # of the first step that fine-tuning would then barely move.
+    assert optimizer({**phase, "ema_epochs": 1}, steps_per_epoch=1).ema_momentum == 0
+    assert optimizer({**phase, "ema_epochs": 1}, steps_per_epoch=8).ema_momentum == 0.875
     _, _, _ = train_head({**phase, "ema_epochs": 0}, tmp_path / "raw")
     raw_losses = [row["val_loss"] for row in live_history(tmp_path / "raw")]
     for patience, folder in [(10, "all"), (2, "stopped")]:
