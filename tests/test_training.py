@@ -203,7 +203,7 @@ def test_averaged_weights_are_the_ones_val_scores_and_fit_keeps(tmp_path):
     # of the first step that fine-tuning would then barely move.
     assert optimizer({**phase, "ema_epochs": 1}, steps_per_epoch=1).ema_momentum == 0
     assert optimizer({**phase, "ema_epochs": 1}, steps_per_epoch=8).ema_momentum == 0.875
-    _, _, _ = train_head({**phase, "ema_epochs": 0}, tmp_path / "raw")
+    train_head({**phase, "ema_epochs": 0}, tmp_path / "raw")
     raw_losses = [row["val_loss"] for row in live_history(tmp_path / "raw")]
     for patience, folder in [(10, "all"), (2, "stopped")]:
         averaged = {**phase, "ema_epochs": 2, "patience": patience, "epochs": 12}
