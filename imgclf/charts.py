@@ -160,3 +160,35 @@ def precision_recall(labels, probabilities, names, path, most=30):
     figure.suptitle(f"precision (y) against recall (x) on test, worst average precision first"
                     f" ({len(shown)} of {len(names)} shown)")
     save(figure, path)
+
+
+def calibration(table, path):
+    """The reliability diagram (plots/calibration.csv): accuracy against confidence per bin,
+    before and after temperature scaling, the diagonal perfect; marker area ~ images."""
+    figure, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    for model, rows in table.groupby("model", sort=False):
+        ax.plot(rows["confidence"], rows["accuracy"], marker="o", label=model)
+        ax.scatter(rows["confidence"], rows["accuracy"], s=200 * rows["count"] / table["count"].max(),
+                   alpha=0.3)
+    ax.set_xlabel("confidence (mean of the bin)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title("reliability on the scored split")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    save(figure, path)
+
+
+def risk_coverage(table, path):
+    """Accuracy of the accepted decisions against the share accepted, most confident first
+    (plots/risk_coverage.csv), with the confidence threshold that gives each share."""
+    figure, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(table["coverage"], table["accuracy"], label="accuracy of the accepted")
+    ax.plot(table["coverage"], table["min_confidence"], linestyle=":",
+            label="--min-confidence that accepts them")
+    ax.set_xlabel("share accepted (coverage)")
+    ax.set_xlim(0, 1)
+    ax.set_title("selective prediction: accuracy against coverage")
+    ax.legend(loc="lower left")
+    ax.grid(alpha=0.3)
+    save(figure, path)

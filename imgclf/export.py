@@ -6,7 +6,7 @@ models/export/saved_model/          signature "serve": float32 RGB images, 0-255
 models/export/model_<kind>.tflite   float32, float16 (weights) or int8 (weights and
                                     activations, calibrated on train images); input
                                     [batch, size, size, 3] float32 0-255 (resize first),
-                                    output probabilities
+                                    outputs probabilities, unknown_score, unknown (0/1)
 models/export/labels.txt            the class of each output column, one per line
 metrics/export.json                 per format: bytes, flipped images, accuracy, passed
 
@@ -95,26 +95,32 @@ def export(model, path, formats, representative):
 
 
 def predictor(name, path, size):
-    """A function from a batch of images (at any size) to the exported model's probabilities;
-    .tflite files run on the LiteRT interpreter that apps use."""
+    """A function from a batch of images (at any size) to the exported model's outputs
+    (as_outputs); .tflite files run on the LiteRT interpreter that apps use."""
     import tensorflow as tf
 
     if name == "saved_model":
         loaded = tf.saved_model.load(path)  # kept referenced: serve needs its variables
-        return lambda images: loaded.serve(tf.convert_to_tensor(images, tf.float32)).numpy()
+        return lambda images: as_outputs(loaded.serve(tf.convert_to_tensor(images, tf.float32)))
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    runner = Interpreter(model_path=path, num_threads=os.cpu_count()).get_signature_runner()
+    (input_name,) = runner.get_input_details()
 
-    def predict(images):
-        batch = resized(np.asarray(images, np.float32), size)
-        interpreter.resize_tensor_input(source["index"], batch.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(source["index"], batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(target["index"])
+    def predict(images):  # the runner resizes its input to the batch
+        return as_outputs(runner(**{input_name: resized(np.asarray(images, np.float32), size)}))
     return predict
+
+
+def as_outputs(result):
+    """{"probabilities": ...[, "unknown_score", "unknown"]} as arrays, from a model's, a
+    SavedModel's or a LiteRT signature's outputs (one unnamed output: the probabilities)."""
+    if not isinstance(result, dict):
+        result = {"probabilities": result}
+    elif "probabilities" not in result:
+        (result,) = result.values()
+        result = {"probabilities": result}
+    return {key: np.asarray(value) for key, value in result.items()}
 
 
 def decisions(model, probabilities):
@@ -127,11 +133,13 @@ def decisions(model, probabilities):
 
 
 def check(model, predictors, dataset):
-    """Per format, how many images it classifies otherwise than the Keras model (flipped;
-    multi_label: any label decided otherwise, at the model's thresholds) and how many right
-    (multi_label: every label); the Keras model's accuracy and the image count. dataset
-    yields (images, labels) batches; images of one batch share a size."""
-    flipped, correct = {n: 0 for n in predictors}, {n: 0 for n in predictors}
+    """Per format, how many images it answers otherwise than the Keras model (flipped: the
+    class, for multi_label any label at the model's thresholds, or the unknown decision;
+    unknown_flipped: the unknown decision alone) and how many right (multi_label: every
+    label); the Keras model's accuracy and the image count. dataset yields (images, labels)
+    batches; images of one batch share a size."""
+    flipped = {n: 0 for n in predictors}
+    unknown_flipped, correct = dict(flipped), dict(flipped)
     keras_correct, count = 0, 0
 
     def differs(a, b):  # per image
@@ -139,15 +147,22 @@ def check(model, predictors, dataset):
 
     for images, labels in dataset:
         labels = np.asarray(labels)
-        reference = decisions(model, model(images, training=False))
+        outputs = as_outputs(model(images, training=False))
+        reference = decisions(model, outputs["probabilities"])
         keras_correct += int(np.sum(~differs(reference, labels)))
         count += len(labels)
         for name, predict in predictors.items():
-            predicted = decisions(model, predict(images))
-            flipped[name] += int(np.sum(differs(predicted, reference)))
+            exported = as_outputs(predict(images))
+            predicted = decisions(model, exported["probabilities"])
+            unknown = np.zeros(len(labels), bool)
+            if "unknown" in outputs:
+                unknown = differs(exported["unknown"], outputs["unknown"])
+            flipped[name] += int(np.sum(differs(predicted, reference) | unknown))
+            unknown_flipped[name] += int(np.sum(unknown))
             correct[name] += int(np.sum(~differs(predicted, labels)))
     return keras_correct / count, count, {
-        name: {"flipped": flipped[name], "agreement": 1 - flipped[name] / count,
+        name: {"flipped": flipped[name], "unknown_flipped": unknown_flipped[name],
+               "agreement": 1 - flipped[name] / count,
                "accuracy": correct[name] / count} for name in predictors}
 
 
@@ -159,16 +174,20 @@ def full_size_batches(files, labels, limit=FULL_SIZE_IMAGES):
         yield load_image(files[index])[None].astype(np.float32), labels[index:index + 1]
 
 
+def allowed_flips(count):
+    return max(3, math.floor(MAX_FLIPPED * count))
+
+
 def failed_checks(results, keras_accuracy, count):
     """{format: why it fails} for each format that fails on `count` images."""
-    allowed_flips = max(3, math.floor(MAX_FLIPPED * count))
+    allowed = allowed_flips(count)
     allowed_drop = max(MAX_DROP_POINTS / 100, 2 / count)
     failures = {}
     for name, result in results.items():
         drop = keras_accuracy - result["accuracy"]
-        if result["flipped"] > allowed_flips:
-            failures[name] = (f"{name} changes the class of {result['flipped']} of {count} "
-                              f"images (at most {allowed_flips} allowed)")
+        if result["flipped"] > allowed:
+            failures[name] = (f"{name} changes the answer (class or unknown) for "
+                              f"{result['flipped']} of {count} images (at most {allowed} allowed)")
         elif drop > allowed_drop + 1e-9:
             failures[name] = (f"{name} is {100 * drop:.1f} points less accurate than the Keras "
                               f"model ({result['accuracy']:.4f} against {keras_accuracy:.4f}; "
@@ -198,9 +217,11 @@ def leave_out_failed(written, failures, strict, figures_file):
     return list(failures)
 
 
-def check_all(model, written, split, size):
-    """The check on split, (images, labels, files) as prepared, and on full-size
-    originals: {"keras": ..., format: {...}} and {format: [why it failed each check]}."""
+def check_all(model, written, split, size, unknowns=None):
+    """The check on split, (images, labels, files) as prepared, on full-size originals and,
+    given an array of them (evaluate.unknown_dir's), on images of none of the classes: their
+    flips count against a format like the others. Returns {"keras": ..., format: {...}} and
+    {format: [why it failed each check]}."""
     images, labels, files = split
     predictors = {name: predictor(name, path, size) for name, path in written.items()}
     accuracy, count, results = check(model, predictors, batches(images, labels, 64))
@@ -210,10 +231,21 @@ def check_all(model, written, split, size):
         failures[name].append(line)
     for name, line in failed_checks(full, full_accuracy, full_count).items():
         failures[name].append(f"{line} at full size")
+    other = {}
+    if unknowns is not None:  # no classes to be right about: flips alone
+        no_labels = np.zeros(len(unknowns), int)
+        _, unknown_count, other = check(model, predictors, batches(unknowns, no_labels, 64))
+        for name, result in other.items():
+            if result["flipped"] > allowed_flips(unknown_count):
+                failures[name].append(
+                    f"{name} answers {result['flipped']} of {unknown_count} images of "
+                    f"evaluate.unknown_dir otherwise (at most {allowed_flips(unknown_count)})")
     for name, path in written.items():
         full_size = {f"full_size_{key}": value for key, value in full[name].items()}
+        unknown_dir = {f"unknown_dir_{key}": other[name][key]
+                       for key in ("flipped", "unknown_flipped") if name in other}
         results[name] = {"bytes": size_in_bytes(path), **results[name], **full_size,
-                         "passed": int(not failures[name])}
+                         **unknown_dir, "passed": int(not failures[name])}
     failures = {name: lines for name, lines in failures.items() if lines}
     keras = {"accuracy": accuracy, "n": count, "full_size_accuracy": full_accuracy,
              "full_size_n": full_count}

@@ -71,3 +71,17 @@ def near_duplicates_grid(rows, image_of, path, shown):
               for r in chosen for key, split in (("file_a", "split_a"), ("file_b", "split_b"))]
     charts.image_grid(images, titles, path,
                       f"near-duplicate pairs ({len(chosen)} of {len(rows)} shown)")
+
+
+def unknowns_grid(rows, path, resolution, shown=18):
+    """The images of evaluate.unknown_dir the model accepted most confidently (the lowest
+    unknown scores first: plots/unknowns.csv), each with the class it would give."""
+    from imgclf.images import load_image
+
+    chosen = rows[:shown]
+    titles = [f"{r['predicted']} ({float(r['confidence']):.2f})\nscore {float(r['unknown_score']):.3f}"
+              + (" unknown" if r["unknown"] == "1" else " ACCEPTED") for r in chosen]
+    accepted = sum(r["unknown"] == "0" for r in rows)
+    charts.image_grid([load_image(r["file"], resolution) for r in chosen], titles, path,
+                      f"images of no class, most confidently accepted first ({accepted} of "
+                      f"{len(rows)} accepted)" if rows else "evaluate.unknown_dir is not set")

@@ -53,3 +53,17 @@ def try_load_image(path, size):
         return load_image(path, size), None
     except Exception as error:  # whatever Pillow raises for this file
         return None, f"{type(error).__name__}: {error}".splitlines()[0]
+
+
+def read_folder(folder, size):
+    """Every image file below folder at size x size: (images [n, size, size, 3] uint8, their
+    files, [(file, why)] for those that could not be read)."""
+    pixels, files, unreadable = [], [], []
+    for path in image_files(folder):
+        image, reason = try_load_image(path, size)
+        if image is None:
+            unreadable.append((path, reason))
+        else:
+            pixels.append(image)
+            files.append(path)
+    return np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.uint8), files, unreadable

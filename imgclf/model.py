@@ -31,7 +31,7 @@ class ClassNames(keras.layers.Layer):
     task: multi_label, each label's decision threshold (chosen on val by the finetune stage)."""
 
     def __init__(self, class_names, prepared_resolution=None, multi_label=False,
-                 thresholds=None, **kwargs):
+                 thresholds=None, temperature=None, **kwargs):
         # float32 whatever the global policy: under mixed_float16 it would cast the
         # softmax back to float16, and losses, early stopping and metrics would use that.
         super().__init__(**{**kwargs, "dtype": "float32"})
@@ -39,6 +39,7 @@ class ClassNames(keras.layers.Layer):
         self.prepared_resolution = prepared_resolution
         self.multi_label = multi_label
         self.thresholds = thresholds
+        self.temperature = temperature  # a record: scaling is folded into the head (calibrate)
 
     def call(self, probabilities):
         return probabilities
@@ -46,7 +47,40 @@ class ClassNames(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "class_names": self.class_names,
                 "prepared_resolution": self.prepared_resolution,
-                "multi_label": self.multi_label, "thresholds": self.thresholds}
+                "multi_label": self.multi_label, "thresholds": self.thresholds,
+                "temperature": self.temperature}
+
+
+@keras.saving.register_keras_serializable(package="imgclf")
+class UnknownScore(keras.layers.Layer):
+    """Pooled backbone features -> (score, unknown): the cosine distance to the nearest of
+    the reference train images' features (deep nearest neighbours, Sun et al., ICML 2022;
+    docs/calibration.md says why not Mahalanobis), and 1 where it is above the threshold
+    chosen on val (evaluate.known_kept), else 0. Weights set by the calibrate stage."""
+
+    def __init__(self, feature_count, reference_count, **kwargs):
+        super().__init__(**{**kwargs, "dtype": "float32"})
+        self.feature_count = feature_count
+        self.reference_count = reference_count
+
+    def build(self, input_shape):
+        # Unit-length feature vectors of the reference images, one column each.
+        self.references = self.add_weight(shape=(self.feature_count, self.reference_count),
+                                          initializer="zeros", trainable=False, name="references")
+        self.threshold = self.add_weight(shape=(1,), initializer="zeros", trainable=False,
+                                         name="threshold")
+
+    def call(self, features):
+        ops = keras.ops
+        features = ops.cast(features, "float32")
+        length = ops.sqrt(ops.sum(ops.square(features), axis=-1, keepdims=True))
+        similarity = ops.matmul(features / ops.maximum(length, 1e-12), self.references)
+        score = 1.0 - ops.max(similarity, axis=-1, keepdims=True)
+        return score, ops.cast(ops.greater(score, self.threshold), "float32")
+
+    def get_config(self):
+        return {**super().get_config(), "feature_count": self.feature_count,
+                "reference_count": self.reference_count}
 
 
 @keras.saving.register_keras_serializable(package="imgclf")
@@ -103,18 +137,67 @@ def load(path):
     return keras.models.load_model(path)
 
 
-def probabilities(model, images, tta=False):
-    """The model's probabilities of images: an array, or a tf.data dataset of (images,
-    labels) batches. With tta (evaluate.tta, predict --tta), averaged with those of the
-    mirror images (test-time augmentation)."""
-    first = model.predict(images, verbose=0)
+def outputs(model, images, tta=False):
+    """{"probabilities": ...} of images (an array, or a tf.data dataset of (images, labels)
+    batches), and for a calibrated model (the calibrate stage's) "unknown_score" and
+    "unknown" (0/1). With tta (evaluate.tta, predict --tta) each is averaged with the mirror
+    images' (test-time augmentation), and unknown decided on the averaged score."""
+    first = _as_dict(model.predict(images, verbose=0))
     if not tta:
         return first
     if isinstance(images, np.ndarray):
         mirrored = images[:, :, ::-1]
     else:
         mirrored = images.map(lambda x, y: (x[:, :, ::-1, :], y))
-    return (first + model.predict(mirrored, verbose=0)) / 2
+    second = _as_dict(model.predict(mirrored, verbose=0))
+    averaged = {key: (first[key] + second[key]) / 2 for key in first}
+    if "unknown" in averaged:
+        averaged["unknown"] = unknown_decisions(model, averaged["unknown_score"])
+    return averaged
+
+
+def _as_dict(predicted):
+    return predicted if isinstance(predicted, dict) else {"probabilities": predicted}
+
+
+def probabilities(model, images, tta=False):
+    """The model's probabilities of images (outputs' "probabilities")."""
+    return outputs(model, images, tta)["probabilities"]
+
+
+def has_unknown_score(model):
+    return any(layer.name == "unknown_score" for layer in model.layers)
+
+
+def unknown_threshold(model):
+    return float(model.get_layer("unknown_score").threshold.numpy()[0])
+
+
+def unknown_decisions(model, scores):
+    """0/1 per image: 1 where the unknown score is above the model's threshold, as the
+    model's own "unknown" output decides."""
+    return (np.asarray(scores) > unknown_threshold(model)).astype(np.float32)
+
+
+def temperature(model):
+    """The temperature folded into the model's head (1 before the calibrate stage): a number,
+    or one per label (multi_label)."""
+    return model.get_layer("class_names").temperature or 1.0
+
+
+def set_temperature(model, value):
+    """Divide the head's logits by value (a number, or one per label for multi_label): the
+    last Dense layer's kernel and bias, so every export format gives the scaled
+    probabilities. A multi_label model's thresholds move with it, so decisions stay the same."""
+    value = np.asarray(value, np.float32)
+    layer = model.get_layer("head").get_layer("predictions")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel / value, bias / value])
+    names = model.get_layer("class_names")
+    names.temperature = value.tolist()
+    if names.thresholds:  # sigmoid(z / T) >= t'  <=>  sigmoid(z) >= t, for t' below
+        logit = np.log(thresholds(model)) - np.log1p(-thresholds(model))
+        set_thresholds(model, 1 / (1 + np.exp(-logit / value)))
 
 
 def input_resolution(model):
@@ -177,15 +260,43 @@ def full_model(extractor, head, names, prepared_resolution=None, multi_label=Fal
     return keras.Model(extractor.input, outputs, name="classifier")
 
 
+def classifier_outputs(model, resized, pool=None, detector=None):
+    """The model's outputs from images at its input size, through its own layers: the
+    probabilities, and with an unknown detector (pooling, UnknownScore) its score and decision."""
+    features = backbone_of(model)(model.get_layer("preprocess")(resized), training=False)
+    probabilities = model.get_layer("class_names")(model.get_layer("head")(features))
+    if detector is None:
+        return probabilities
+    score, unknown = detector(pool(features))
+    return {"probabilities": probabilities, "unknown_score": score, "unknown": unknown}
+
+
+def unknown_detector(model):
+    """(pooling, UnknownScore) of a calibrated model; (None, None) before calibration."""
+    if not has_unknown_score(model):
+        return None, None
+    return model.get_layer("unknown_pool"), model.get_layer("unknown_score")
+
+
+def with_unknown_score(model, references, threshold):
+    """The classifier with an UnknownScore on its backbone's average-pooled features:
+    references are the reference images' unit-length feature vectors (one row each)."""
+    inputs = keras.Input((None, None, 3), name="image")
+    pool = keras.layers.GlobalAveragePooling2D(name="unknown_pool")
+    detector = UnknownScore(references.shape[1], len(references), name="unknown_score")
+    outputs = classifier_outputs(model, model.get_layer("resize")(inputs), pool, detector)
+    detector.set_weights([np.asarray(references, np.float32).T,
+                          np.asarray([threshold], np.float32)])
+    return keras.Model(inputs, outputs, name="classifier")
+
+
 def fixed_size_model(model):
     """The classifier for inputs already at its input size, without the resize layer:
     TensorFlow Lite has no antialiased resize op, and its callers resize first."""
     size = input_resolution(model)
     inputs = keras.Input((size, size, 3), name="image")
-    x = model.get_layer("preprocess")(inputs)
-    x = backbone_of(model)(x, training=False)
-    x = model.get_layer("head")(x)
-    return keras.Model(inputs, model.get_layer("class_names")(x), name="classifier")
+    outputs = classifier_outputs(model, inputs, *unknown_detector(model))
+    return keras.Model(inputs, outputs, name="classifier")
 
 
 def backbone_of(model):

@@ -103,3 +103,29 @@ def below_probe_note(probe_val_accuracy, final_val_accuracy):
         return ""
     return (f"the final model is below the linear probe on val ({final_val_accuracy:.4f} "
             f"against {probe_val_accuracy:.4f}): its head or fine-tuning cost time for nothing")
+
+
+def write_unknowns(path, files, outputs, class_names):
+    """One row per image of evaluate.unknown_dir (outputs: the model's on them; None, and no
+    rows, without one), the most confidently accepted first: file, unknown_score, unknown
+    (0/1), predicted, confidence."""
+    import pandas as pd
+
+    outputs = outputs or {"probabilities": np.zeros((0, len(class_names))),
+                          "unknown_score": np.zeros((0, 1)), "unknown": np.zeros((0, 1))}
+    probabilities = outputs["probabilities"]
+    table = pd.DataFrame({"file": files, "unknown_score": outputs["unknown_score"][:, 0],
+                          "unknown": outputs["unknown"][:, 0].astype(int),
+                          "predicted": [class_names[i] for i in probabilities.argmax(axis=1)],
+                          "confidence": probabilities.max(axis=1)})
+    with replaced_when_done(path) as tmp:
+        table.sort_values("unknown_score").to_csv(tmp, index=False, float_format="%.4f")
+
+
+def confidence_summary(figures):
+    """ECE before and after scaling, and the unknown figures there are."""
+    line = f"ECE {figures['ece_before']:.4f} -> {figures['ece']:.4f} (calibrated)"
+    if "unknown_auroc" in figures:
+        line += (f", unknowns: AUROC {figures['unknown_auroc']:.4f}, "
+                 f"{figures['unknown_rejected']:.3f} rejected")
+    return line + f", known images kept {figures['known_kept']:.3f}"

@@ -9,10 +9,12 @@ model's, with evaluate.tta's mirror images if set), which plot reads.
 """
 import numpy as np
 
+from imgclf import calibration
 from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf import probe as probe_lib
 from imgclf import scoring
+from imgclf import unknown
 from imgclf.dataset import batches, evaluation_split, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done, write_json
@@ -27,6 +29,7 @@ METRICS = "metrics/metrics.json"
 PER_CLASS = "metrics/per_class.json"
 PREDICTIONS = "plots/confusion.csv"
 PROBABILITIES = "data/test_probabilities.npy"
+UNKNOWNS = "plots/unknowns.csv"
 
 
 def main():
@@ -36,14 +39,25 @@ def main():
     dataset = batches(images, labels, settings["batch_size"])
     model, transfer_model = model_lib.load(MODEL), model_lib.load(TRANSFER_MODEL)
     class_names, thresholds = model_lib.class_names(model), model_lib.label_thresholds(model)
-    probabilities = model_lib.probabilities(model, dataset, settings["tta"])
+    outputs = model_lib.outputs(model, dataset, settings["tta"])
+    probabilities, multi_label = outputs["probabilities"], thresholds is not None
     metrics, report = scoring.score(probabilities, labels, class_names, thresholds)
+    confidence, before = calibration.figures(probabilities, labels, model_lib.temperature(model),
+                                             multi_label)
+    calibration.write_tables("plots", probabilities, before, labels, multi_label)
+    known, unknowns, unknown_files = {"known_kept": float(1 - outputs["unknown"].mean())}, None, []
+    if settings["unknown_dir"]:
+        unknowns, unknown_files = unknown.score_folder(model, settings["unknown_dir"],
+                                                       settings["batch_size"], settings["tta"])
+        known = unknown.figures(outputs["unknown_score"], outputs["unknown"],
+                                unknowns["unknown_score"], unknowns["unknown"])
+    scoring.write_unknowns(UNKNOWNS, unknown_files, unknowns, class_names)
     transfer = scoring.score(model_lib.probabilities(transfer_model, dataset, settings["tta"]),
                              labels, class_names, model_lib.label_thresholds(transfer_model))[0]
     saved_probe = probe_lib.load(PROBE)  # None with weights: none
     probe = {} if saved_probe is None else scoring.probe_score(
         saved_probe, transfer_model, dataset, labels, class_names)
-    write_json(METRICS, {**metrics, **scoring.prefixed("transfer", transfer),
+    write_json(METRICS, {**metrics, **confidence, **known, **scoring.prefixed("transfer", transfer),
                          **scoring.prefixed("probe", probe), "evaluated_on_val": int(split == "val")})
     write_json(PER_CLASS, report)
     scoring.write_predictions(PREDICTIONS, files, labels, probabilities, class_names, thresholds)
@@ -56,8 +70,8 @@ def main():
     if split == "val":
         print("evaluate: no test split (split.test is 0 or data.dir has no test/); "
               "reporting on val, which also chose the best epochs")
-    return (f"evaluate: {metrics['n_images']} {split} images: {summary}"
-            + (f"; {note}" if note else ""))
+    return (f"evaluate: {metrics['n_images']} {split} images: {summary}; "
+            + scoring.confidence_summary({**confidence, **known}) + (f"; {note}" if note else ""))
 
 
 if __name__ == "__main__":

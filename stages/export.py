@@ -12,6 +12,7 @@ from imgclf import params as params_lib
 from imgclf.dataset import evaluation_split, read_split
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
+from imgclf.images import read_folder
 
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
@@ -20,7 +21,8 @@ METRICS = "metrics/export.json"
 
 
 def main():
-    settings = params_lib.load()["export"]
+    params = params_lib.load()
+    settings, unknown_dir = params["export"], params["evaluate"]["unknown_dir"]
     model = model_lib.load(MODEL)
     size = model_lib.input_resolution(model)
     split = evaluation_split(PREPARED)
@@ -32,7 +34,9 @@ def main():
         export_lib.write_labels(tmp, model_lib.class_names(model),
                                model_lib.label_thresholds(model))
         written = export_lib.export(model, tmp, settings["formats"], representative)
-        figures, failures = export_lib.check_all(model, written, read_split(PREPARED, split), size)
+        unknowns = unknown_dir and read_folder(unknown_dir, model_lib.prepared_resolution(model))[0]
+        figures, failures = export_lib.check_all(model, written, read_split(PREPARED, split), size,
+                                                 unknowns if unknown_dir else None)
         write_json(METRICS, figures)
         failed = export_lib.leave_out_failed(written, failures, settings["strict"], METRICS)
     return (f"export: {', '.join(written) or 'nothing'} -> {OUTPUT}/, checked against the Keras "

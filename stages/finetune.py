@@ -3,8 +3,8 @@ trained head or, with finetune.start: probe, the linear probe) with the top fine
 backbone layers unfrozen, trained on augmented images at a low learning rate; then the final
 model, whichever of the probe, transfer and fine-tuned models val shows better (imgclf.selection).
 
-Writes models/model.keras, models/transfer.keras (before fine-tuning), metrics/finetune.json
-and dvclive/training/ (transfer's dvclive history continued on the same step axis). A killed
+Writes models/selected.keras (the calibrate stage's input), models/transfer.keras (before
+fine-tuning), metrics/finetune.json and dvclive/training/ (transfer's dvclive history continued on the same step axis). A killed
 run resumes from backups/finetune/ (imgclf.backup)."""
 from imgclf import backup as backup_lib
 from imgclf import compute
@@ -22,7 +22,7 @@ PREPARED = "data/prepared"
 HEAD = "models/head.keras"
 PROBE = "models/probe.npz"
 TRANSFER_METRICS = "metrics/transfer.json"
-MODEL = "models/model.keras"
+MODEL = "models/selected.keras"  # the calibrate stage makes models/model.keras of it
 TRANSFER_MODEL = "models/transfer.keras"
 METRICS = "metrics/finetune.json"
 TRANSFER_LIVE = "dvclive/transfer"

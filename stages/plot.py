@@ -2,8 +2,10 @@
 phases on one epoch axis, confusion matrices (counts and row-normalised), per-class scores,
 the most confident mistakes, Grad-CAM heat maps over a few test images per class, and a
 precision-recall curve per class (per label for task: multi_label), from the probabilities
-evaluate wrote. The report opens with the verdict (imgclf.report)."""
+evaluate wrote; the reliability diagram, the risk-coverage curve and the unknown images
+accepted most confidently, from evaluate's tables. The report opens with the verdict (imgclf.report)."""
 import numpy as np
+import pandas as pd
 
 from imgclf import charts, gallery
 from imgclf import model as model_lib
@@ -19,14 +21,21 @@ MODEL = "models/model.keras"
 LIVE = "dvclive/training"  # both phases' epochs (dvclive)
 METRICS = {"test": "metrics/metrics.json", "probe": "metrics/probe.json",
            "features": "metrics/features.json", "transfer": "metrics/transfer.json",
-           "finetune": "metrics/finetune.json", "audit": "metrics/audit.json"}
+           "finetune": "metrics/finetune.json", "calibration": "metrics/calibration.json",
+           "audit": "metrics/audit.json"}
 PER_CLASS = "metrics/per_class.json"
 PREDICTIONS = "plots/confusion.csv"
 PROBABILITIES = "data/test_probabilities.npy"
+CALIBRATION = "plots/calibration.csv"
+RISK_COVERAGE = "plots/risk_coverage.csv"
+UNKNOWNS = "plots/unknowns.csv"
 SPLIT = "data/split"
 PNGS = {"training curves": "plots/training.png", "confusion matrix": "plots/confusion.png",
         "per-class scores": "plots/per_class.png", "most confident mistakes": "plots/mistakes.png",
-        "Grad-CAM": "plots/gradcam.png", "precision-recall curves": "plots/precision_recall.png"}
+        "Grad-CAM": "plots/gradcam.png", "precision-recall curves": "plots/precision_recall.png",
+        "calibration (reliability)": "plots/calibration.png",
+        "selective prediction (risk-coverage)": "plots/risk_coverage.png",
+        "unknowns most confidently accepted": "plots/unknowns.png"}
 AUDIT_PNGS = {"likely label errors (audit)": "plots/label_issues.png",
               "near-duplicate pairs (audit)": "plots/near_duplicates.png"}
 REPORT = "plots/report.html"
@@ -54,7 +63,12 @@ def main():
                             PNGS["precision-recall curves"])
     image_of = gallery.image_lookup({split: (images, labels, files)})
     gallery.mistakes_grid(rows, image_of, PNGS["most confident mistakes"])
-    gallery.gradcam_grid(rows, image_of, class_names, model_lib.load(MODEL), PNGS["Grad-CAM"])
+    model = model_lib.load(MODEL)
+    gallery.gradcam_grid(rows, image_of, class_names, model, PNGS["Grad-CAM"])
+    charts.calibration(pd.read_csv(CALIBRATION), PNGS["calibration (reliability)"])
+    charts.risk_coverage(pd.read_csv(RISK_COVERAGE), PNGS["selective prediction (risk-coverage)"])
+    gallery.unknowns_grid(gallery.read_rows(UNKNOWNS), PNGS["unknowns most confidently accepted"],
+                          model_lib.prepared_resolution(model))
     with replaced_when_done(REPORT) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(html_report(metrics, dataset_summary(SPLIT, PREPARED), params,
                             {**PNGS, **AUDIT_PNGS}))

@@ -42,7 +42,8 @@ def test_command_writes_csv_and_json(tmp_path, monkeypatch, classifier):
     main([folder, "-m", model_path, "-k", "2", "-o", "out.csv"])
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["file", "class_1", "probability_1", "class_2", "probability_2", "error"]
+    assert list(rows[0]) == ["file", "class_1", "probability_1", "class_2", "probability_2",
+                             "unknown", "unknown_score", "uncertain", "error"]
     assert [bool(row["error"]) for row in rows] == [True, False, False, False, False]  # bad.png first
     assert [row["class_1"] for row in rows[1:]] == ["cat", "cat", "dog", "dog"]
     main([folder, "-m", model_path, "-o", "out.json"])

@@ -12,7 +12,7 @@ from tests.conftest import run, stages_run, stages_skipped
 pytestmark = pytest.mark.slow
 
 ALL = ["sample", "weights", "split", "preprocess", "features", "probe", "transfer", "finetune",
-       "evaluate", "export", "audit", "plot"]
+       "calibrate", "evaluate", "export", "audit", "plot"]
 # Runs in every repro (it hashes a weights file); its output is byte-identical unless the
 # weights change, so what depends on it is skipped.
 ALWAYS = {"weights"}
@@ -81,6 +81,8 @@ DRY_ROWS = [
     ("data.max_bad_rows", 0.1, from_stage("split")),
     ("task", "multi_label", from_stage("split")),
     ("export.representative_images", 10, {"export"}),
+    ("evaluate.known_kept", 0.9, from_stage("calibrate")),
+    ("evaluate.tta", True, {"evaluate", "audit", "plot"}),
     ("audit.similarity", 0.8, {"audit", "plot"}),
     ("stages/transfer.py", None, from_stage("transfer")),
     ("imgclf/unfreeze.py", None, from_stage("finetune")),
@@ -114,7 +116,7 @@ def test_changes_whose_outputs_come_out_the_same_stop_there(dvc_repo):
     # change, so DVC skips transfer; finetune trains on augmented images and reruns.
     set_param(dvc_repo, "augment.zoom", 0.2)
     output = run(dvc_repo, "dvc", "repro")
-    expected = {"features", "finetune", "evaluate", "export", "audit", "plot"} | ALWAYS
+    expected = {"features", "finetune", "calibrate", "evaluate", "export", "audit", "plot"} | ALWAYS
     assert stages_run(output) == expected, output[-2000:]
     assert stages_skipped(output) == set(ALL) - expected
     # evaluate writes the same metrics again, so plot's inputs are unchanged and it is skipped.

@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from imgclf.charts import live_history
@@ -28,6 +29,11 @@ def test_the_pipeline_learns_a_separable_dataset(tiny_run):
     assert metrics["accuracy"] >= 0.9 and metrics["transfer_accuracy"] >= 0.9, metrics  # chance: 0.33
     assert metrics["f1"] >= 0.9, metrics
     assert metrics["probe_accuracy"] >= 0.9 and metrics["probe_f1"] >= 0.9, metrics  # baseline
+    # Calibrated on val (the calibrate stage); scored on test, before and after.
+    calibrated = json.loads((tiny_run / "metrics" / "calibration.json").read_text())
+    assert calibrated["temperature"] > 0 and calibrated["val_loss"] <= calibrated["val_loss_before"]
+    assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["ece_before"] <= 1 and metrics["brier"] < 0.3
+    assert metrics["known_kept"] >= 0.8 and calibrated["unknown_references"] == 60
     # The training stages ran without the test split on disk (conftest hides it), so none
     # of them read it; the splits share no file.
     splits = {split: {os.path.basename(path) + folder_class(path)
@@ -99,23 +105,26 @@ def test_exported_models_and_labels_name_each_test_image_right(tiny_run):
     test_files = (tiny_run / "data" / "prepared" / "test" / "files.txt").read_text().split()
     pixels = np.stack([np.asarray(Image.open(tiny_run / path).convert("RGB"), np.float32)
                        for path in test_files])
-    interpreter = Interpreter(model_path=str(tiny_run / "models" / "export" / "model_float32.tflite"))
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    interpreter.resize_tensor_input(source["index"], pixels.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(source["index"], pixels)
-    interpreter.invoke()
-    names = [labels[i] for i in interpreter.get_tensor(target["index"]).argmax(axis=1)]
+    # The outputs by name, as docs/export.md shows: their tensor order is not fixed.
+    file = tiny_run / "models" / "export" / "model_float32.tflite"
+    runner = Interpreter(model_path=str(file)).get_signature_runner()
+    (image_input,) = runner.get_input_details()
+    outputs = runner(**{image_input: pixels})
+    names = [labels[i] for i in outputs["probabilities"].argmax(axis=1)]
     right = sum(name == folder_class(path) for name, path in zip(names, test_files))
     assert right >= 27, list(zip(names, test_files))
+    # Most are known, as the Keras model found in evaluate (a threshold keeping 0.95 of val).
+    known_kept = json.loads((tiny_run / "metrics" / "metrics.json").read_text())["known_kept"]
+    assert 1 - outputs["unknown"].mean() == pytest.approx(known_kept, abs=1 / 30)
+    assert known_kept >= 0.8
 
 
 def test_plots_and_report_are_written(tiny_run):
     for name in ("training", "confusion", "per_class", "mistakes", "gradcam", "precision_recall",
-                 "label_issues", "near_duplicates"):
+                 "label_issues", "near_duplicates", "calibration", "risk_coverage", "unknowns"):
         assert (tiny_run / "plots" / f"{name}.png").stat().st_size > 5_000, name
     page = (tiny_run / "plots" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 8
+    assert page.count("data:image/png;base64,") == 11
 
 
 def test_the_audit_tables_name_real_images_and_agree_with_its_counts(tiny_run):

@@ -1,0 +1,55 @@
+"""calibrate: the model the finetune stage kept, made to say how sure it is and when an image
+is like none it was trained on (docs/calibration.md). Its logits are divided by the
+temperature that fits val best (imgclf.calibration; folded into the head's last layer, so
+every export gives calibrated probabilities), and an "unknown" score and decision are added
+on its backbone's pooled features, with the threshold that keeps evaluate.known_kept of val
+(imgclf.unknown).
+
+Writes models/model.keras (outputs: probabilities, unknown_score, unknown) and
+metrics/calibration.json.
+"""
+from imgclf import calibration
+from imgclf import model as model_lib
+from imgclf import params as params_lib
+from imgclf.dataset import batches, read_split
+from imgclf.errors import run_stage
+from imgclf.files import replaced_when_done, write_json
+from imgclf.unknown import add_unknown_score
+
+PREPARED = "data/prepared"
+SELECTED = "models/selected.keras"
+MODEL = "models/model.keras"
+METRICS = "metrics/calibration.json"
+
+
+def main():
+    params = params_lib.load()
+    settings, multi_label = params["evaluate"], params["task"] == "multi_label"
+    model = model_lib.load(SELECTED)
+    val_images, val_labels, _ = read_split(PREPARED, "val")
+    val = batches(val_images, val_labels, settings["batch_size"])
+    before = model_lib.probabilities(model, val)
+    temperature = calibration.fit_temperature(before, val_labels, multi_label)
+    model_lib.set_temperature(model, temperature)
+    after = calibration.scaled(before, temperature, multi_label)
+    train_images = read_split(PREPARED, "train")[0]
+    model, figures = add_unknown_score(model, train_images, val, settings["known_kept"],
+                                       settings["batch_size"])
+    with replaced_when_done(MODEL) as tmp:
+        model.save(tmp)
+    metrics = {"temperature": temperature,
+               "val_loss_before": calibration.negative_log_likelihood(before, val_labels, multi_label),
+               "val_loss": calibration.negative_log_likelihood(after, val_labels, multi_label),
+               "val_ece_before": calibration.expected_calibration_error(before, val_labels, multi_label),
+               "val_ece": calibration.expected_calibration_error(after, val_labels, multi_label),
+               **figures}
+    write_json(METRICS, metrics)
+    shown = temperature if not multi_label else max(temperature, key=lambda t: abs(t - 1))
+    return (f"calibrate: temperature {shown:.3f}{' (farthest from 1)' if multi_label else ''}, "
+            f"val ECE {metrics['val_ece_before']:.4f} -> {metrics['val_ece']:.4f}; unknown above "
+            f"{figures['unknown_threshold']:.4f} (keeps {figures['val_known_kept']:.3f} of val) "
+            f"-> {MODEL}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
