@@ -2,7 +2,9 @@
 backbone, 224 px, photo augmentation) in three regimes, every stage in its own process as DVC
 runs them; prints one table (linear probe, transfer and final test accuracy, the model kept,
 the seconds of each phase, why fine-tuning stopped, val accuracy before fine-tuning and after
-its first epoch) and writes benchmarks/recipe.json.
+its first epoch; calibration error before and after temperature scaling, and how well the
+"unknown" output tells the other regime's photos from the test images) and writes
+benchmarks/recipe.json.
 
     python -m benchmarks.recipe        # needs ../shared (photos and MobileNet-0.75 weights)
 
@@ -23,14 +25,17 @@ from benchmarks.scale import ROOT, project_copy, run
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 FLOWERS = os.path.join(SHARED, "datasets", "flowers5-128")
 INSECTS = os.path.join(SHARED, "datasets", "hymenoptera")
-STAGES = ["sample", "split", "preprocess", "features", "probe", "transfer", "finetune", "evaluate"]
+STAGES = ["sample", "split", "preprocess", "features", "probe", "transfer", "finetune",
+          "calibrate", "evaluate"]
 PHASES = ["features", "probe", "transfer", "finetune"]
 
 
-def own_data_recipe(data_dir):
-    """The README's `dvc exp run -S data.dir=my_images ...` params, on data_dir."""
+def own_data_recipe(data_dir, unknown_dir=None):
+    """The README's `dvc exp run -S data.dir=my_images ...` params, on data_dir, with the
+    photos of unknown_dir (the other domain) as images of none of the classes."""
     def update(values):
         values["data"]["dir"] = data_dir
+        values["evaluate"]["unknown_dir"] = unknown_dir
         values["image_size"] = None
         values["preprocess"]["resolution"] = 224
         values["augment"].update(flip="horizontal", rotation=0.1, translation=0.1)
@@ -94,7 +99,10 @@ def measure(work, name, update_params):
            **{f"{phase} s": round(seconds[phase], 1) for phase in PHASES},
            "fine-tuning epochs": finetune["epochs_run"],
            "val accuracy: start, 1st epoch": _first_epoch(finetune),
-           "stopped": finetune.get("stopped_because", "")}
+           "stopped": finetune.get("stopped_because", ""),
+           "ECE before, after": f"{test['ece_before']:.4f}, {test['ece']:.4f}",
+           "AUROC": test["unknown_auroc"], "rejected": test["unknown_rejected"],
+           "known kept": test["known_kept"]}
     shutil.rmtree(folder)
     return row
 
@@ -129,10 +137,12 @@ def use_shared_weights(work):
 def main():
     with tempfile.TemporaryDirectory() as work:
         use_shared_weights(work)
-        regimes = [("hymenoptera", insects_with_test(work)),
-                   ("flowers5, 40 a class", flowers_subset(work)),
-                   ("flowers5", FLOWERS)]
-        rows = [measure(work, name, own_data_recipe(folder)) for name, folder in regimes]
+        # Each regime's unknowns are the other domain's photos: flowers for the insects.
+        regimes = [("hymenoptera", insects_with_test(work), FLOWERS),
+                   ("flowers5, 40 a class", flowers_subset(work), INSECTS),
+                   ("flowers5", FLOWERS, INSECTS)]
+        rows = [{**measure(work, name, own_data_recipe(folder, unknowns)),
+                 "unknowns": os.path.basename(unknowns)} for name, folder, unknowns in regimes]
     print(table(rows))
     with open(os.path.join(ROOT, "benchmarks", "recipe.json"), "w", encoding="utf-8") as f:
         json.dump(rows, f, indent=2)

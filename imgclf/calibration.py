@@ -106,6 +106,14 @@ def risk_coverage(probabilities, labels, multi_label):
             for n, a, c in zip(accepted, accuracy, confidence[order])]
 
 
+def val_figures(before, after, labels, multi_label):
+    """Log loss and calibration error on val, before and after scaling (the calibrate stage)."""
+    return {"val_loss_before": negative_log_likelihood(before, labels, multi_label),
+            "val_loss": negative_log_likelihood(after, labels, multi_label),
+            "val_ece_before": expected_calibration_error(before, labels, multi_label),
+            "val_ece": expected_calibration_error(after, labels, multi_label)}
+
+
 def figures(probabilities, labels, temperature, multi_label):
     """ece and brier of the calibrated probabilities, and ece_before: of the same model's
     probabilities without its temperature (temperature: model.temperature's)."""

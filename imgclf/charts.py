@@ -169,8 +169,8 @@ def calibration(table, path):
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
     for model, rows in table.groupby("model", sort=False):
         ax.plot(rows["confidence"], rows["accuracy"], marker="o", label=model)
-        ax.scatter(rows["confidence"], rows["accuracy"], s=200 * rows["count"] / table["count"].max(),
-                   alpha=0.3)
+        area = 200 * rows["count"] / table["count"].max()
+        ax.scatter(rows["confidence"], rows["accuracy"], s=area, alpha=0.3)
     ax.set_xlabel("confidence (mean of the bin)")
     ax.set_ylabel("accuracy in the bin")
     ax.set_title("reliability on the scored split")

@@ -79,8 +79,9 @@ def unknowns_grid(rows, path, resolution, shown=18):
     from imgclf.images import load_image
 
     chosen = rows[:shown]
-    titles = [f"{r['predicted']} ({float(r['confidence']):.2f})\nscore {float(r['unknown_score']):.3f}"
-              + (" unknown" if r["unknown"] == "1" else " ACCEPTED") for r in chosen]
+    titles = [f"{r['predicted']} ({float(r['confidence']):.2f})\n"
+              f"score {float(r['unknown_score']):.3f} "
+              + ("unknown" if r["unknown"] == "1" else "ACCEPTED") for r in chosen]
     accepted = sum(r["unknown"] == "0" for r in rows)
     charts.image_grid([load_image(r["file"], resolution) for r in chosen], titles, path,
                       f"images of no class, most confidently accepted first ({accepted} of "

@@ -38,11 +38,7 @@ def main():
     with replaced_when_done(MODEL) as tmp:
         model.save(tmp)
     metrics = {"temperature": temperature,
-               "val_loss_before": calibration.negative_log_likelihood(before, val_labels, multi_label),
-               "val_loss": calibration.negative_log_likelihood(after, val_labels, multi_label),
-               "val_ece_before": calibration.expected_calibration_error(before, val_labels, multi_label),
-               "val_ece": calibration.expected_calibration_error(after, val_labels, multi_label),
-               **figures}
+               **calibration.val_figures(before, after, val_labels, multi_label), **figures}
     write_json(METRICS, metrics)
     shown = temperature if not multi_label else max(temperature, key=lambda t: abs(t - 1))
     return (f"calibrate: temperature {shown:.3f}{' (farthest from 1)' if multi_label else ''}, "

@@ -57,7 +57,8 @@ def main():
     saved_probe = probe_lib.load(PROBE)  # None with weights: none
     probe = {} if saved_probe is None else scoring.probe_score(
         saved_probe, transfer_model, dataset, labels, class_names)
-    write_json(METRICS, {**metrics, **confidence, **known, **scoring.prefixed("transfer", transfer),
+    write_json(METRICS, {**metrics, **confidence, **known,
+                         **scoring.prefixed("transfer", transfer),
                          **scoring.prefixed("probe", probe), "evaluated_on_val": int(split == "val")})
     write_json(PER_CLASS, report)
     scoring.write_predictions(PREDICTIONS, files, labels, probabilities, class_names, thresholds)

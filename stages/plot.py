@@ -3,7 +3,8 @@ phases on one epoch axis, confusion matrices (counts and row-normalised), per-cl
 the most confident mistakes, Grad-CAM heat maps over a few test images per class, and a
 precision-recall curve per class (per label for task: multi_label), from the probabilities
 evaluate wrote; the reliability diagram, the risk-coverage curve and the unknown images
-accepted most confidently, from evaluate's tables. The report opens with the verdict (imgclf.report)."""
+accepted most confidently, from evaluate's tables. The report opens with the verdict
+(imgclf.report)."""
 import numpy as np
 import pandas as pd
 

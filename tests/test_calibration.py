@@ -111,7 +111,8 @@ def test_the_unknown_score_reads_the_image_and_its_threshold_is_saved(calibrated
     decided = np.r_[known_out["unknown"], unknown_out["unknown"]]
     assert (model_lib.unknown_decisions(model, scores) == decided).all()
     mirrored = model_lib.outputs(model, unlike_images(30, seed=9), tta=True)
-    assert (mirrored["unknown"] == model_lib.unknown_decisions(model, mirrored["unknown_score"])).all()
+    decided = model_lib.unknown_decisions(model, mirrored["unknown_score"])
+    assert (mirrored["unknown"] == decided).all()
 
 
 def test_every_format_takes_the_keras_models_unknown_decisions(tmp_path, calibrated):

@@ -45,7 +45,8 @@ def repo(tmp_path, keras_home, monkeypatch):
 def test_repro_then_experiments_rerun_only_what_changed(repo):
     output = run(repo, "dvc", "repro")
     assert stages_run(output) == {"sample", "weights", "split", "preprocess", "features", "probe",
-                                  "transfer", "finetune", "evaluate", "export", "audit", "plot"}
+                                  "transfer", "finetune", "calibrate", "evaluate", "export",
+                                  "audit", "plot"}
     metrics = json.loads((repo / "metrics" / "metrics.json").read_text())
     assert set(metrics) >= {"accuracy", "precision", "recall", "f1", "loss", "n_images"}
     assert metrics["n_images"] == 40  # 10% of 40 per class: the test split only
@@ -75,7 +76,8 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
     run(repo, "git", "commit", "-qm", "baseline")
 
     output = run(repo, "dvc", "exp", "run", "-S", "finetune.unfreeze=10")
-    assert stages_run(output) == {"weights", "finetune", "evaluate", "export", "audit", "plot"}
+    assert stages_run(output) == {"weights", "finetune", "calibrate", "evaluate", "export",
+                                  "audit", "plot"}
     assert stages_skipped(output) == {"sample", "split", "preprocess", "features", "probe",
                                       "transfer"}
     diff = run(repo, "dvc", "metrics", "diff", "--all")
@@ -85,5 +87,5 @@ def test_repro_then_experiments_rerun_only_what_changed(repo):
     output = run(repo, "dvc", "exp", "run", "-S", "model=mobilenet_v2")
     assert stages_skipped(output) == {"sample", "split", "preprocess"}
     assert stages_run(output) == {"weights", "features", "probe", "transfer", "finetune",
-                                  "evaluate", "export", "audit", "plot"}
+                                  "calibrate", "evaluate", "export", "audit", "plot"}
     assert json.loads((repo / "metrics" / "metrics.json").read_text())["accuracy"] >= 0.6
