@@ -40,10 +40,16 @@ def negative_log_likelihood(probabilities, labels, multi_label):
 
 def fit_temperature(probabilities, labels, multi_label):
     """The temperature (per label for multi_label) that minimises the negative
-    log-likelihood of labels: a one-dimensional search, in log space, between 1/20 and 20."""
+    log-likelihood of labels: a one-dimensional search, in log space, between 1/20 and 20.
+    1 where val is separated without a mistake (every image's label ranked first; a label's
+    positives all above its negatives): there the loss falls with the temperature forever, and
+    the search would make every later mistake a certainty."""
     from scipy.optimize import minimize_scalar
 
     def best(probs, truth):
+        if separated(probs, truth, multi_label):
+            return 1.0
+
         def loss(log_t):
             return negative_log_likelihood(scaled(probs, np.exp(log_t), multi_label), truth,
                                            multi_label)
@@ -51,6 +57,13 @@ def fit_temperature(probabilities, labels, multi_label):
     if not multi_label:
         return best(probabilities, labels)
     return [best(probabilities[:, [j]], labels[:, [j]]) for j in range(labels.shape[1])]
+
+
+def separated(probabilities, labels, multi_label):
+    if multi_label:
+        positives, negatives = probabilities[labels == 1], probabilities[labels == 0]
+        return not len(positives) or not len(negatives) or positives.min() > negatives.max()
+    return bool(np.all(np.asarray(probabilities).argmax(axis=1) == labels))
 
 
 def confidences(probabilities, labels, multi_label):
@@ -93,11 +106,26 @@ def brier(probabilities, labels, multi_label):
     return float(np.mean(np.sum((probabilities - truth) ** 2, axis=1)))
 
 
-def risk_coverage(probabilities, labels, multi_label):
-    """For each share of the decisions accepted (images; multi_label: label decisions), most
-    confident first, the accuracy on them and the confidence a threshold would need: rows
-    of (coverage, accuracy, min_confidence)."""
-    confidence, right = confidences(probabilities, labels, multi_label)
+def image_confidence(probabilities, thresholds=None):
+    """How sure the model is of each image's answer: its top probability; for multi_label
+    (thresholds given) its least sure label, max(p, 1 - p). predict --min-confidence reads it."""
+    probabilities = np.asarray(probabilities, np.float64)
+    if thresholds is None:
+        return probabilities.max(axis=-1)
+    return np.min(np.maximum(probabilities, 1 - probabilities), axis=-1)
+
+
+def risk_coverage(probabilities, labels, thresholds=None):
+    """For each share of the images accepted, most confident first (image_confidence), the
+    accuracy on them (multi_label: every label decided right at the model's thresholds) and
+    the --min-confidence that accepts them: rows of (coverage, accuracy, min_confidence)."""
+    from imgclf.multilabel import decide
+
+    confidence = image_confidence(probabilities, thresholds)
+    if thresholds is None:
+        right = np.asarray(probabilities).argmax(axis=1) == np.asarray(labels)
+    else:
+        right = np.all(decide(probabilities, thresholds) == np.asarray(labels), axis=1)
     order = np.argsort(-confidence, kind="stable")
     accepted = np.arange(1, len(order) + 1)
     accuracy = np.cumsum(right[order]) / accepted
@@ -123,17 +151,18 @@ def figures(probabilities, labels, temperature, multi_label):
             "brier": brier(probabilities, labels, multi_label)}, before
 
 
-def write_tables(folder, probabilities, before, labels, multi_label):
+def write_tables(folder, probabilities, before, labels, thresholds=None):
     """plots/calibration.csv (the reliability diagram's points, before and after scaling)
-    and plots/risk_coverage.csv: for DVC's plots and the plot stage."""
+    and plots/risk_coverage.csv, for the plot stage (and DVC's plots)."""
     import pandas as pd
 
     from imgclf.files import replaced_when_done
 
+    multi_label = thresholds is not None
     tables = {"calibration.csv": pd.concat([
         pd.DataFrame(reliability(before, labels, multi_label)).assign(model="before"),
         pd.DataFrame(reliability(probabilities, labels, multi_label)).assign(model="calibrated")]),
-        "risk_coverage.csv": pd.DataFrame(risk_coverage(probabilities, labels, multi_label))}
+        "risk_coverage.csv": pd.DataFrame(risk_coverage(probabilities, labels, thresholds))}
     for name, table in tables.items():
         with replaced_when_done(f"{folder}/{name}") as tmp:
             table.to_csv(tmp, index=False, float_format="%.6f")

@@ -5,6 +5,8 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from imgclf.errors import UserError
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # The only decoders Pillow may use, whatever a file's name says: without formats= it picks one
 # from the content, and an EPS file named x.jpg would go to Ghostscript.
@@ -55,9 +57,12 @@ def try_load_image(path, size):
         return None, f"{type(error).__name__}: {error}".splitlines()[0]
 
 
-def read_folder(folder, size):
-    """Every image file below folder at size x size: (images [n, size, size, 3] uint8, their
-    files, [(file, why)] for those that could not be read)."""
+def read_folder(folder, size, param):
+    """Every image file below folder (the value of param) at size x size: (images [n, size,
+    size, 3] uint8, their files, [(file, why)] for those that could not be read)."""
+    if not os.path.isdir(folder):
+        raise UserError(f"params.yaml: {param} {folder!r} is not a folder; expected null or "
+                        "the path of a folder of images")
     pixels, files, unreadable = [], [], []
     for path in image_files(folder):
         image, reason = try_load_image(path, size)
@@ -66,4 +71,7 @@ def read_folder(folder, size):
         else:
             pixels.append(image)
             files.append(path)
-    return np.stack(pixels) if pixels else np.zeros((0, size, size, 3), np.uint8), files, unreadable
+    if not pixels:
+        raise UserError(f"params.yaml: {param} {folder!r} holds no readable image "
+                        f"({len(unreadable)} unreadable); expected .jpg, .png and the like")
+    return np.stack(pixels), files, unreadable

@@ -165,10 +165,6 @@ def probabilities(model, images, tta=False):
     return outputs(model, images, tta)["probabilities"]
 
 
-def has_unknown_score(model):
-    return any(layer.name == "unknown_score" for layer in model.layers)
-
-
 def unknown_threshold(model):
     return float(model.get_layer("unknown_score").threshold.numpy()[0])
 
@@ -189,15 +185,15 @@ def set_temperature(model, value):
     """Divide the head's logits by value (a number, or one per label for multi_label): the
     last Dense layer's kernel and bias, so every export format gives the scaled
     probabilities. A multi_label model's thresholds move with it, so decisions stay the same."""
-    value = np.asarray(value, np.float32)
+    value = np.asarray(value, np.float64)
     layer = model.get_layer("head").get_layer("predictions")
     kernel, bias = layer.get_weights()
-    layer.set_weights([kernel / value, bias / value])
+    layer.set_weights([(kernel / value).astype(kernel.dtype), (bias / value).astype(bias.dtype)])
     names = model.get_layer("class_names")
     names.temperature = value.tolist()
-    if names.thresholds:  # sigmoid(z / T) >= t'  <=>  sigmoid(z) >= t, for t' below
-        logit = np.log(thresholds(model)) - np.log1p(-thresholds(model))
-        set_thresholds(model, 1 / (1 + np.exp(-logit / value)))
+    if names.thresholds:  # sigmoid(z / T) >= t'  <=>  sigmoid(z) >= t; in float64: t' near 1
+        old = np.asarray(names.thresholds, np.float64)
+        set_thresholds(model, 1 / (1 + np.exp(-(np.log(old) - np.log1p(-old)) / value)))
 
 
 def input_resolution(model):
@@ -273,7 +269,7 @@ def classifier_outputs(model, resized, pool=None, detector=None):
 
 def unknown_detector(model):
     """(pooling, UnknownScore) of a calibrated model; (None, None) before calibration."""
-    if not has_unknown_score(model):
+    if not any(layer.name == "unknown_score" for layer in model.layers):
         return None, None
     return model.get_layer("unknown_pool"), model.get_layer("unknown_score")
 

@@ -61,12 +61,6 @@ def list_of(check, example):
     return check_list
 
 
-def existing_dir(key, value):
-    if isinstance(value, str) and os.path.isdir(value):
-        return value
-    fail(key, value, "null, or the path of an existing folder")
-
-
 def weights_value(key, value):
     if value in ("imagenet", "none"):
         return value
@@ -193,7 +187,9 @@ SCHEMA = {
     "finetune": {"start": one_of(["probe", "transfer"]), "unfreeze": unfreeze_value,
                  "train_batchnorm": one_of([False, True]), **PHASE},
     "evaluate": {"batch_size": batch_size, "tta": one_of([False, True]),
-                 "known_kept": number(0.5, 1.0), "unknown_dir": optional(existing_dir)},
+                 # unknown_dir: checked where it is read (a folder absent from a queued
+                 # experiment's workspace must not stop the stages that do not read it)
+                 "known_kept": number(0.5, 1.0), "unknown_dir": optional(text)},
     "export": {"formats": export_formats, "representative_images": integer(1, 100_000),
                "strict": one_of([False, True])},
     "compute": {"distribute": one_of(["auto", "one_device", "mirrored", "multi_worker"]),

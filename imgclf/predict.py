@@ -68,16 +68,9 @@ def predict(model, paths, top_k=3, batch_size=64, size=None, processes=None, tta
     return rows
 
 
-def confidence(probabilities, label_thresholds):
-    """How sure the model is of its answer for one image: the top probability, or for
-    multi_label the least sure label decision (max(p, 1 - p))."""
-    if label_thresholds is None:
-        return float(probabilities.max())
-    return float(np.min(np.maximum(probabilities, 1 - probabilities)))
-
-
 def _predict_batch(model, batch, names, top_k, rows, tta=False, label_thresholds=None,
                    min_confidence=0.0):
+    from imgclf.calibration import image_confidence
     from imgclf.model import outputs
     from imgclf.multilabel import decide
 
@@ -91,7 +84,7 @@ def _predict_batch(model, batch, names, top_k, rows, tta=False, label_thresholds
         else:
             best = [i for i in order if decide(probs, label_thresholds)[i]]
         rows[row] = {"file": path, "predictions": [(names[i], float(probs[i])) for i in best],
-                     "uncertain": confidence(probs, label_thresholds) < min_confidence}
+                     "uncertain": bool(image_confidence(probs, label_thresholds) < min_confidence)}
         if "unknown" in predicted:
             rows[row]["unknown"] = bool(predicted["unknown"][index, 0])
             rows[row]["unknown_score"] = float(predicted["unknown_score"][index, 0])
@@ -145,8 +138,9 @@ def main(argv=None):
     parser.add_argument("--tta", action="store_true",
                         help="average with each mirror image's prediction (as evaluate.tta)")
     parser.add_argument("--min-confidence", type=float, default=0.0, metavar="P",
-                        help="mark images whose top probability is below P uncertain "
-                             "(plots/risk_coverage.csv: the accuracy each P gives)")
+                        help="mark images whose top probability (multi_label: least sure "
+                             "label, max(p, 1-p)) is below P uncertain (plots/risk_coverage.csv: "
+                             "the accuracy each P gives)")
     args = parser.parse_args(argv)
     if not os.path.exists(args.model):
         sys.exit(f"error: {args.model} not found; run dvc repro first, or pass --model")

@@ -128,4 +128,6 @@ def confidence_summary(figures):
     if "unknown_auroc" in figures:
         line += (f", unknowns: AUROC {figures['unknown_auroc']:.4f}, "
                  f"{figures['unknown_rejected']:.3f} rejected")
-    return line + f", known images kept {figures['known_kept']:.3f}"
+    if "known_kept" in figures:
+        line += f", known images kept {figures['known_kept']:.3f}"
+    return line

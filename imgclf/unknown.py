@@ -8,7 +8,6 @@ import numpy as np
 from imgclf import model as model_lib
 from imgclf.arrays import read_rows
 from imgclf.dataset import batches
-from imgclf.errors import UserError
 from imgclf.probe import backbone_features
 
 # The reference images stored in the model: a cap keeps the model small (3,000 of 768
@@ -33,42 +32,52 @@ def threshold_for(val_scores, known_kept):
     return float(np.quantile(np.asarray(val_scores, np.float64), known_kept, method="higher"))
 
 
-def add_unknown_score(model, train_images, val_dataset, known_kept, batch_size):
-    """The model with its UnknownScore (imgclf.model.with_unknown_score), references from
-    train_images and the threshold from the images of val_dataset; and its figures."""
+def with_references(model, train_images, batch_size):
+    """The model with its UnknownScore (imgclf.model.with_unknown_score), its references
+    taken from train_images; no image is unknown until set_threshold."""
     references = reference_features(model, train_images, batch_size)
-    model = model_lib.with_unknown_score(model, references, threshold=np.inf)
+    return model_lib.with_unknown_score(model, references, threshold=np.inf)
+
+
+def set_threshold(model, val_scores, known_kept):
+    """Store the threshold that keeps known_kept of val (val_scores: the model's own
+    unknown_score outputs on val); its figures."""
     detector = model.get_layer("unknown_score")
-    val_scores = np.asarray(detector(backbone_features(model, val_dataset, "avg"))[0])[:, 0]
     threshold = threshold_for(val_scores, known_kept)
     detector.threshold.assign([threshold])
-    return model, {"unknown_threshold": threshold, "unknown_references": len(references),
-                   "val_known_kept": float(np.mean(val_scores <= threshold))}
+    return {"unknown_threshold": threshold,
+            "unknown_references": int(detector.reference_count),
+            "val_known_kept": float(np.mean(np.asarray(val_scores) <= threshold))}
 
 
-def figures(known_scores, known_unknown, unknown_scores, unknown_unknown):
-    """unknown_auroc (the score separating known test images from unknown ones: 1 perfect,
-    0.5 chance), unknown_rejected (share of the unknowns called unknown) and known_kept
-    (share of the known ones not), from the model's scores and 0/1 decisions."""
+def figures(outputs, unknowns=None):
+    """known_kept (share of the scored images not called unknown) and, given the model's
+    outputs on images of no class, unknown_auroc (the score separating those from the scored
+    images: 1 perfect, 0.5 chance) and unknown_rejected (share of them called unknown).
+    Empty for a model without the unknown output (saved before the calibrate stage)."""
     from sklearn.metrics import roc_auc_score
 
-    truth = np.r_[np.zeros(len(known_scores)), np.ones(len(unknown_scores))]
-    return {"unknown_auroc": float(roc_auc_score(truth, np.r_[known_scores, unknown_scores])),
-            "unknown_rejected": float(np.mean(unknown_unknown)),
-            "known_kept": float(1 - np.mean(known_unknown)),
-            "unknown_images": int(len(unknown_scores))}
+    if "unknown" not in outputs:
+        return {}
+    found = {"known_kept": float(1 - np.mean(outputs["unknown"]))}
+    if unknowns is None:
+        return found
+    scores = np.r_[outputs["unknown_score"][:, 0], unknowns["unknown_score"][:, 0]]
+    truth = np.r_[np.zeros(len(outputs["unknown"])), np.ones(len(unknowns["unknown"]))]
+    return {**found, "unknown_auroc": float(roc_auc_score(truth, scores)),
+            "unknown_rejected": float(np.mean(unknowns["unknown"])),
+            "unknown_images": int(len(unknowns["unknown"]))}
 
 
 def score_folder(model, folder, batch_size, tta=False):
     """The model's outputs on every image file below folder (decoded as predict decodes
-    them), and the files: unreadable ones are left out, with a warning."""
+    them), and the files; unreadable ones are left out, with a warning."""
     import sys
 
     from imgclf.images import read_folder
 
-    images, files, unreadable = read_folder(folder, model_lib.prepared_resolution(model))
+    images, files, unreadable = read_folder(folder, model_lib.prepared_resolution(model),
+                                            "evaluate.unknown_dir")
     for path, reason in unreadable:
         print(f"evaluate: warning: {path} left out of the unknowns: {reason}", file=sys.stderr)
-    if not files:
-        raise UserError(f"params.yaml: evaluate.unknown_dir {folder!r} holds no readable image")
     return model_lib.outputs(model, batches(images, np.zeros(len(files)), batch_size), tta), files

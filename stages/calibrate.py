@@ -14,7 +14,7 @@ from imgclf import params as params_lib
 from imgclf.dataset import batches, read_split
 from imgclf.errors import run_stage
 from imgclf.files import replaced_when_done, write_json
-from imgclf.unknown import add_unknown_score
+from imgclf.unknown import set_threshold, with_references
 
 PREPARED = "data/prepared"
 SELECTED = "models/selected.keras"
@@ -23,18 +23,17 @@ METRICS = "metrics/calibration.json"
 
 
 def main():
-    params = params_lib.load()
-    settings, multi_label = params["evaluate"], params["task"] == "multi_label"
-    model = model_lib.load(SELECTED)
+    settings = params_lib.load()["evaluate"]
+    selected = model_lib.load(SELECTED)
+    multi_label = model_lib.is_multi_label(selected)
+    model = with_references(selected, read_split(PREPARED, "train")[0], settings["batch_size"])
     val_images, val_labels, _ = read_split(PREPARED, "val")
-    val = batches(val_images, val_labels, settings["batch_size"])
-    before = model_lib.probabilities(model, val)
+    val = model_lib.outputs(model, batches(val_images, val_labels, settings["batch_size"]))
+    before = val["probabilities"]
     temperature = calibration.fit_temperature(before, val_labels, multi_label)
     model_lib.set_temperature(model, temperature)
     after = calibration.scaled(before, temperature, multi_label)
-    train_images = read_split(PREPARED, "train")[0]
-    model, figures = add_unknown_score(model, train_images, val, settings["known_kept"],
-                                       settings["batch_size"])
+    figures = set_threshold(model, val["unknown_score"], settings["known_kept"])
     with replaced_when_done(MODEL) as tmp:
         model.save(tmp)
     metrics = {"temperature": temperature,

@@ -44,14 +44,8 @@ def main():
     metrics, report = scoring.score(probabilities, labels, class_names, thresholds)
     confidence, before = calibration.figures(probabilities, labels, model_lib.temperature(model),
                                              multi_label)
-    calibration.write_tables("plots", probabilities, before, labels, multi_label)
-    known, unknowns, unknown_files = {"known_kept": float(1 - outputs["unknown"].mean())}, None, []
-    if settings["unknown_dir"]:
-        unknowns, unknown_files = unknown.score_folder(model, settings["unknown_dir"],
-                                                       settings["batch_size"], settings["tta"])
-        known = unknown.figures(outputs["unknown_score"], outputs["unknown"],
-                                unknowns["unknown_score"], unknowns["unknown"])
-    scoring.write_unknowns(UNKNOWNS, unknown_files, unknowns, class_names)
+    calibration.write_tables("plots", probabilities, before, labels, thresholds)
+    known = unknowns_scored(model, outputs, settings, class_names)
     transfer = scoring.score(model_lib.probabilities(transfer_model, dataset, settings["tta"]),
                              labels, class_names, model_lib.label_thresholds(transfer_model))[0]
     saved_probe = probe_lib.load(PROBE)  # None with weights: none
@@ -73,6 +67,17 @@ def main():
               "reporting on val, which also chose the best epochs")
     return (f"evaluate: {metrics['n_images']} {split} images: {summary}; "
             + scoring.confidence_summary({**confidence, **known}) + (f"; {note}" if note else ""))
+
+
+def unknowns_scored(model, outputs, settings, class_names):
+    """known_kept on the scored split and, with evaluate.unknown_dir, the figures on its
+    images, whose rows go to plots/unknowns.csv (no rows without it)."""
+    unknowns, files = None, []
+    if settings["unknown_dir"] and "unknown" in outputs:
+        unknowns, files = unknown.score_folder(model, settings["unknown_dir"],
+                                               settings["batch_size"], settings["tta"])
+    scoring.write_unknowns(UNKNOWNS, files, unknowns, class_names)
+    return unknown.figures(outputs, unknowns)
 
 
 if __name__ == "__main__":

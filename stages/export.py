@@ -34,7 +34,8 @@ def main():
         export_lib.write_labels(tmp, model_lib.class_names(model),
                                model_lib.label_thresholds(model))
         written = export_lib.export(model, tmp, settings["formats"], representative)
-        unknowns = unknown_dir and read_folder(unknown_dir, model_lib.prepared_resolution(model))[0]
+        resolution = model_lib.prepared_resolution(model)
+        unknowns = unknown_dir and read_folder(unknown_dir, resolution, "evaluate.unknown_dir")[0]
         figures, failures = export_lib.check_all(model, written, read_split(PREPARED, split), size,
                                                  unknowns if unknown_dir else None)
         write_json(METRICS, figures)

@@ -4,8 +4,8 @@ backbone layers unfrozen, trained on augmented images at a low learning rate; th
 model, whichever of the probe, transfer and fine-tuned models val shows better (imgclf.selection).
 
 Writes models/selected.keras (the calibrate stage's input), models/transfer.keras (before
-fine-tuning), metrics/finetune.json and dvclive/training/ (transfer's dvclive history continued on the same step axis). A killed
-run resumes from backups/finetune/ (imgclf.backup)."""
+fine-tuning), metrics/finetune.json and dvclive/training/ (transfer's dvclive history
+continued on the same step axis). A killed run resumes from backups/finetune/ (imgclf.backup)."""
 from imgclf import backup as backup_lib
 from imgclf import compute
 from imgclf import model as model_lib

@@ -9,7 +9,7 @@ from imgclf import calibration
 from imgclf import model as model_lib
 from imgclf.dataset import batches
 from imgclf.export import check, export, predictor
-from imgclf.unknown import add_unknown_score, figures
+from imgclf.unknown import figures, set_threshold, with_references
 from tests.informative import SIZE, assert_informative, separable_images
 
 
@@ -37,7 +37,7 @@ def test_expected_calibration_error_and_brier_by_hand():
         pytest.approx((2 * abs(0.9 - 0.5) + 2 * abs(0.6 - 1.0)) / 4)
     assert calibration.brier(probabilities, labels, False) == \
         pytest.approx((0.02 + 1.62 + 0.32 + 0.32) / 4)
-    rows = calibration.risk_coverage(probabilities, labels, False)
+    rows = calibration.risk_coverage(probabilities, labels)
     assert [row["accuracy"] for row in rows] == [1.0, 0.5, 2 / 3, 0.75]
 
 
@@ -89,7 +89,9 @@ def calibrated(tmp_path, classifier):
     model = saved_copy(classifier, tmp_path / "copy.keras")
     train, _ = separable_images(3, 16, seed=0)
     val, val_labels = separable_images(3, 20, seed=7)
-    model, found = add_unknown_score(model, train, batches(val, val_labels, 16), 0.95, 16)
+    model = with_references(model, train, 16)
+    val_scores = model_lib.outputs(model, batches(val, val_labels, 16))["unknown_score"]
+    found = set_threshold(model, val_scores, 0.95)
     assert found["val_known_kept"] >= 0.95 and found["unknown_references"] == 48
     return saved_copy(model, tmp_path / "calibrated.keras"), found["unknown_threshold"]
 
@@ -102,8 +104,7 @@ def test_the_unknown_score_reads_the_image_and_its_threshold_is_saved(calibrated
     unknown_out = model_lib.outputs(model, unlike_images(30, seed=9))
     assert_informative(known_out["probabilities"], labels)
     assert known_out["unknown_score"].std() > 0  # varies from image to image
-    found = figures(known_out["unknown_score"], known_out["unknown"],
-                    unknown_out["unknown_score"], unknown_out["unknown"])
+    found = figures(known_out, unknown_out)
     assert found["unknown_auroc"] >= 0.95 and found["unknown_rejected"] >= 0.9, found
     assert found["known_kept"] >= 0.8, found
     # The model's own decision is its score against the stored threshold, with TTA too.
@@ -138,5 +139,5 @@ def test_every_format_takes_the_keras_models_unknown_decisions(tmp_path, calibra
 def test_a_model_without_the_unknown_output_still_predicts(classifier):
     images = separable_images(3, 2, seed=12)[0].astype(np.float32)
     outputs = model_lib.outputs(classifier, images, tta=True)
-    assert list(outputs) == ["probabilities"] and not model_lib.has_unknown_score(classifier)
+    assert list(outputs) == ["probabilities"] and model_lib.unknown_detector(classifier) == (None, None)
     assert model_lib.temperature(classifier) == 1.0

@@ -74,8 +74,7 @@ def test_unknown_model_lists_the_valid_names(values):
     ("audit.folds", 1, r"audit\.folds is 1; expected an integer from 2 to 20"),
     ("audit.enabled", "yes", r"audit\.enabled is 'yes'; expected one of: False, True"),
     ("evaluate.known_kept", 0.3, r"evaluate\.known_kept is 0\.3; expected a number from 0\.5 up to 1\.0"),
-    ("evaluate.unknown_dir", "no/such/folder",
-     r"evaluate\.unknown_dir is 'no/such/folder'; expected null, or the path of an existing folder"),
+    ("evaluate.unknown_dir", 3, r"evaluate\.unknown_dir is 3; expected a non-empty string"),
 ])
 def test_bad_values_name_key_and_what_is_allowed(values, key, value, pattern):
     section, _, name = key.rpartition(".")
