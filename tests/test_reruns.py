@@ -83,6 +83,7 @@ DRY_ROWS = [
     ("export.representative_images", 10, {"export"}),
     ("evaluate.known_kept", 0.9, from_stage("calibrate")),
     ("evaluate.tta", True, {"evaluate", "audit", "plot"}),
+    ("evaluate.unknown_dir", "elsewhere", {"evaluate", "export", "audit", "plot"}),
     ("audit.similarity", 0.8, {"audit", "plot"}),
     ("stages/transfer.py", None, from_stage("transfer")),
     ("imgclf/unfreeze.py", None, from_stage("finetune")),
