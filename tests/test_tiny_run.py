@@ -31,7 +31,8 @@ def test_the_pipeline_learns_a_separable_dataset(tiny_run):
     assert metrics["probe_accuracy"] >= 0.9 and metrics["probe_f1"] >= 0.9, metrics  # baseline
     # Calibrated on val (the calibrate stage); scored on test, before and after.
     calibrated = json.loads((tiny_run / "metrics" / "calibration.json").read_text())
-    assert calibrated["temperature"] > 0 and calibrated["val_loss"] <= calibrated["val_loss_before"]
+    assert calibrated["temperature"] > 0  # 1 when val has no mistake (float rounding aside:)
+    assert calibrated["val_loss"] <= calibrated["val_loss_before"] + 1e-6, calibrated
     assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["ece_before"] <= 1 and metrics["brier"] < 0.3
     assert metrics["known_kept"] >= 0.8 and calibrated["unknown_references"] == 60
     # The training stages ran without the test split on disk (conftest hides it), so none
