@@ -27,7 +27,7 @@ from benchmarks.scale import ROOT, project_copy, run
 from imgclf.gallery import read_rows
 
 STAGES = ["sample", "split", "preprocess", "features", "probe", "transfer", "finetune",
-          "evaluate", "audit"]
+          "calibrate", "evaluate", "audit"]
 CHANGED_SHARE = 0.05
 
 

@@ -22,7 +22,8 @@ from imgclf.images import PIL_FORMATS
 
 PAIRS = 1600
 SINGLES = 500
-STAGES = ["split", "preprocess", "features", "probe", "transfer", "finetune", "evaluate"]
+STAGES = ["split", "preprocess", "features", "probe", "transfer", "finetune", "calibrate",
+          "evaluate"]
 
 
 def flower_photos():
