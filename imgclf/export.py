@@ -27,7 +27,7 @@ import numpy as np
 from imgclf.dataset import batches
 from imgclf.images import load_image
 from imgclf.errors import UserError
-from imgclf.model import label_thresholds
+from imgclf.model import as_outputs, label_thresholds
 from imgclf.multilabel import decide
 
 MAX_FLIPPED = 0.02  # a format may change the class of 2% of the images (at least 3 images)
@@ -110,17 +110,6 @@ def predictor(name, path, size):
     def predict(images):  # the runner resizes its input to the batch
         return as_outputs(runner(**{input_name: resized(np.asarray(images, np.float32), size)}))
     return predict
-
-
-def as_outputs(result):
-    """{"probabilities": ...[, "unknown_score", "unknown"]} as arrays, from a model's, a
-    SavedModel's or a LiteRT signature's outputs (one unnamed output: the probabilities)."""
-    if not isinstance(result, dict):
-        result = {"probabilities": result}
-    elif "probabilities" not in result:
-        (result,) = result.values()
-        result = {"probabilities": result}
-    return {key: np.asarray(value) for key, value in result.items()}
 
 
 def decisions(model, probabilities):

@@ -142,22 +142,28 @@ def outputs(model, images, tta=False):
     batches), and for a calibrated model (the calibrate stage's) "unknown_score" and
     "unknown" (0/1). With tta (evaluate.tta, predict --tta) each is averaged with the mirror
     images' (test-time augmentation), and unknown decided on the averaged score."""
-    first = _as_dict(model.predict(images, verbose=0))
+    first = as_outputs(model.predict(images, verbose=0))
     if not tta:
         return first
     if isinstance(images, np.ndarray):
         mirrored = images[:, :, ::-1]
     else:
         mirrored = images.map(lambda x, y: (x[:, :, ::-1, :], y))
-    second = _as_dict(model.predict(mirrored, verbose=0))
+    second = as_outputs(model.predict(mirrored, verbose=0))
     averaged = {key: (first[key] + second[key]) / 2 for key in first}
     if "unknown" in averaged:
         averaged["unknown"] = unknown_decisions(model, averaged["unknown_score"])
     return averaged
 
 
-def _as_dict(predicted):
-    return predicted if isinstance(predicted, dict) else {"probabilities": predicted}
+def as_outputs(result):
+    """{"probabilities": ...[, "unknown_score", "unknown"]} as arrays, from a model's, a
+    SavedModel's or a LiteRT signature's outputs (one unnamed output: the probabilities)."""
+    if isinstance(result, dict) and "probabilities" not in result:
+        (result,) = result.values()
+    if not isinstance(result, dict):
+        result = {"probabilities": result}
+    return {key: np.asarray(value) for key, value in result.items()}
 
 
 def probabilities(model, images, tta=False):

@@ -35,9 +35,11 @@ def main():
                                model_lib.label_thresholds(model))
         written = export_lib.export(model, tmp, settings["formats"], representative)
         resolution = model_lib.prepared_resolution(model)
-        unknowns = unknown_dir and read_folder(unknown_dir, resolution, "evaluate.unknown_dir")[0]
+        unknowns = None
+        if unknown_dir:
+            unknowns = read_folder(unknown_dir, resolution, "evaluate.unknown_dir")[0]
         figures, failures = export_lib.check_all(model, written, read_split(PREPARED, split), size,
-                                                 unknowns if unknown_dir else None)
+                                                 unknowns)
         write_json(METRICS, figures)
         failed = export_lib.leave_out_failed(written, failures, settings["strict"], METRICS)
     return (f"export: {', '.join(written) or 'nothing'} -> {OUTPUT}/, checked against the Keras "
