@@ -43,20 +43,43 @@ def fit_temperature(probabilities, labels, multi_label):
     log-likelihood of labels: a one-dimensional search, in log space, between 1/20 and 20.
     1 where val is separated without a mistake (every image's label ranked first; a label's
     positives all above its negatives): there the loss falls with the temperature forever, and
-    the search would make every later mistake a certainty."""
-    from scipy.optimize import minimize_scalar
-
+    the search would make every later mistake a certainty. 1 too where scaling does not lower
+    the loss of val images it was not fitted on (held_out_gain)."""
     def best(probs, truth):
-        if separated(probs, truth, multi_label):
+        if separated(probs, truth, multi_label) or held_out_gain(probs, truth, multi_label) <= 0:
             return 1.0
-
-        def loss(log_t):
-            return negative_log_likelihood(scaled(probs, np.exp(log_t), multi_label), truth,
-                                           multi_label)
-        return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+        return minimising_temperature(probs, truth, multi_label)
     if not multi_label:
         return best(probabilities, labels)
     return [best(probabilities[:, [j]], labels[:, [j]]) for j in range(labels.shape[1])]
+
+
+def minimising_temperature(probabilities, labels, multi_label):
+    from scipy.optimize import minimize_scalar
+
+    def loss(log_t):
+        return negative_log_likelihood(scaled(probabilities, np.exp(log_t), multi_label),
+                                       labels, multi_label)
+    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+def held_out_gain(probabilities, labels, multi_label, folds=5):
+    """The log loss the temperature saves on val images it was not fitted on: each of
+    `folds` seeded folds scaled by the temperature fitted on the others, averaged over val.
+    At most 0 where the temperature fits val's noise: on the digits sample (4 mistakes in
+    355 val images) 1.19 lowered val's loss but raised held-out val's, and test's."""
+    order = np.random.default_rng(0).permutation(len(labels))
+    saved = 0.0
+    for fold in range(folds):
+        held, rest = order[fold::folds], np.setdiff1d(order, order[fold::folds])
+        if separated(probabilities[rest], labels[rest], multi_label):
+            continue  # temperature 1 on this fold: nothing saved
+        temperature = minimising_temperature(probabilities[rest], labels[rest], multi_label)
+        before = negative_log_likelihood(probabilities[held], labels[held], multi_label)
+        after = negative_log_likelihood(scaled(probabilities[held], temperature, multi_label),
+                                        labels[held], multi_label)
+        saved += (before - after) * len(held) / len(labels)
+    return saved
 
 
 def separated(probabilities, labels, multi_label):

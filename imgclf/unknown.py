@@ -43,13 +43,33 @@ def with_references(model, train_images, batch_size):
     return model_lib.with_unknown_score(model, references, threshold=np.inf)
 
 
-def set_threshold(model, val_scores, known_kept):
+def leave_one_out_scores(model):
+    """Each reference train image's score against the other references: a second, larger
+    sample of known images' scores than val's, valid where the backbone was not trained on
+    train (the probe or transfer model kept), and slightly high (one reference fewer)."""
+    import keras
+
+    references = keras.ops.convert_to_numpy(model.get_layer("unknown_score").references)
+    similarity = references.T @ references
+    np.fill_diagonal(similarity, -np.inf)
+    return 1.0 - similarity.max(axis=1)
+
+
+def set_threshold(model, val_scores, known_kept, train_scores=None):
     """Store the threshold that keeps known_kept of val (val_scores: the model's own
-    unknown_score outputs on val); its figures."""
+    unknown_score outputs on val) and of train_scores (leave_one_out_scores) when given: the
+    higher of the two, as a small val split can set it low by chance (40 val images kept
+    0.908 of 500 test images); its figures."""
     detector = model.get_layer("unknown_score")
     threshold = threshold_for(val_scores, known_kept)
+    found = {}
+    if train_scores is not None:
+        found["unknown_threshold_val"] = threshold
+        found["unknown_threshold_train"] = threshold_for(train_scores, known_kept)
+        threshold = max(threshold, found["unknown_threshold_train"])
+        found["train_known_kept"] = float(np.mean(np.asarray(train_scores) <= threshold))
     detector.threshold.assign([threshold])
-    return {"unknown_threshold": threshold,
+    return {"unknown_threshold": threshold, **found,
             "unknown_references": int(detector.reference_count),
             "val_known_kept": float(np.mean(np.asarray(val_scores) <= threshold))}
 

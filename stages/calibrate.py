@@ -3,7 +3,8 @@ is like none it was trained on (docs/calibration.md). Its logits are divided by 
 temperature that fits val best (imgclf.calibration; folded into the head's last layer, so
 every export gives calibrated probabilities), and an "unknown" score and decision are added
 on its backbone's pooled features, with the threshold that keeps evaluate.known_kept of val
-(imgclf.unknown).
+(imgclf.unknown); where the probe or transfer model was kept (metrics/finetune.json), the
+train images' leave-one-out scores may raise that threshold, never lower it.
 
 Writes models/model.keras (outputs: probabilities, unknown_score, unknown) and
 metrics/calibration.json.
@@ -13,17 +14,19 @@ from imgclf import model as model_lib
 from imgclf import params as params_lib
 from imgclf.dataset import batches, read_split
 from imgclf.errors import run_stage
-from imgclf.files import replaced_when_done, write_json
-from imgclf.unknown import set_threshold, with_references
+from imgclf.files import read_json, replaced_when_done, write_json
+from imgclf.unknown import leave_one_out_scores, set_threshold, with_references
 
 PREPARED = "data/prepared"
 SELECTED = "models/selected.keras"
+FINETUNE_METRICS = "metrics/finetune.json"
 MODEL = "models/model.keras"
 METRICS = "metrics/calibration.json"
 
 
 def main():
-    settings = params_lib.load()["evaluate"]
+    params = params_lib.load()
+    settings = params["evaluate"]
     selected = model_lib.load(SELECTED)
     multi_label = model_lib.is_multi_label(selected)
     model = with_references(selected, read_split(PREPARED, "train")[0], settings["batch_size"])
@@ -33,7 +36,11 @@ def main():
     temperature = calibration.fit_temperature(before, val_labels, multi_label)
     model_lib.set_temperature(model, temperature)
     after = calibration.scaled(before, temperature, multi_label)
-    figures = set_threshold(model, val["unknown_score"], settings["known_kept"])
+    # A backbone trained on train (fine-tuned, or weights: none) scores its images too low.
+    kept = read_json(FINETUNE_METRICS).get("kept")
+    frozen = kept in ("probe", "transfer") and params["weights"] != "none"
+    train_scores = leave_one_out_scores(model) if frozen else None
+    figures = set_threshold(model, val["unknown_score"], settings["known_kept"], train_scores)
     with replaced_when_done(MODEL) as tmp:
         model.save(tmp)
     metrics = {"temperature": temperature,

@@ -9,7 +9,8 @@ from imgclf import calibration
 from imgclf import model as model_lib
 from imgclf.dataset import batches
 from imgclf.export import check, export, predictor
-from imgclf.unknown import figures, set_threshold, threshold_for, with_references
+from imgclf.unknown import (figures, leave_one_out_scores, set_threshold, threshold_for,
+                            with_references)
 from tests.informative import SIZE, assert_informative, separable_images
 
 
@@ -27,6 +28,21 @@ def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_with():
     assert after < before / 3, (before, after)
     assert calibration.brier(calibration.scaled(confident, fitted, False), labels, False) < \
         calibration.brier(confident, labels, False)
+
+
+def test_no_temperature_where_it_only_fits_vals_noise():
+    # A calibrated, near-perfect model (labels drawn from its own probabilities, 3 mistakes
+    # in 350): fitted on all of val the temperature moves off 1, but it does not lower the
+    # loss of held-out val images, so the model is left as it is.
+    rng = np.random.default_rng(7)
+    logits = rng.normal(0, 1, (350, 4))
+    logits[np.arange(350), rng.integers(0, 4, 350)] += 7
+    confident = calibration.scaled(np.exp(logits), 1.0, False)
+    labels = np.array([rng.choice(4, p=row) for row in confident])
+    assert 0 < np.sum(confident.argmax(axis=1) != labels) <= 10
+    assert abs(calibration.minimising_temperature(confident, labels, False) - 1) > 0.03
+    assert calibration.held_out_gain(confident, labels, False) <= 0
+    assert calibration.fit_temperature(confident, labels, False) == 1.0
 
 
 def test_expected_calibration_error_and_brier_by_hand():
@@ -148,6 +164,31 @@ def test_every_format_takes_the_keras_models_unknown_decisions(tmp_path, calibra
         return {**outputs, "unknown": 1 - outputs["unknown"]}
     results = check(model, {"inverted": inverted}, [(images, everything)])[2]
     assert results["inverted"]["unknown_flipped"] == 48 == results["inverted"]["flipped"]
+
+
+def test_leave_one_out_scores_are_the_scores_train_images_get_without_themselves(classifier):
+    train = separable_images(3, 16, seed=0)[0].astype(np.float32)
+    model = with_references(classifier, train, 16)
+    own = model_lib.outputs(model, train)["unknown_score"][:, 0]
+    assert np.abs(own).max() < 1e-5  # each train image is its own nearest reference
+    left_out = leave_one_out_scores(model)
+    assert left_out.shape == (48,) and left_out.min() > 1e-4
+    # The last image's score from a model whose references are the other 47 images.
+    without_last = with_references(classifier, train[:-1], 16)
+    expected = model_lib.outputs(without_last, train[-1:])["unknown_score"][0, 0]
+    assert left_out[-1] == pytest.approx(expected, abs=1e-5)
+
+
+def test_train_scores_may_raise_the_threshold_never_lower_it(calibrated):
+    model, val_threshold = calibrated
+    val_scores = np.linspace(0, val_threshold, 20)  # the 19th of 20 is the val threshold
+    low, high = np.linspace(0, val_threshold / 2, 100), np.linspace(0, 3 * val_threshold, 100)
+    assert set_threshold(model, val_scores, 0.95, low)["unknown_threshold"] == \
+        pytest.approx(threshold_for(val_scores, 0.95))
+    found = set_threshold(model, val_scores, 0.95, high)
+    assert found["unknown_threshold"] == pytest.approx(threshold_for(high, 0.95))
+    assert model_lib.unknown_threshold(model) == pytest.approx(found["unknown_threshold"])
+    assert found["train_known_kept"] >= 0.95 and found["val_known_kept"] == 1.0
 
 
 def test_a_model_without_the_unknown_output_still_predicts(classifier):
