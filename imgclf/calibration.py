@@ -46,7 +46,7 @@ def fit_temperature(probabilities, labels, multi_label):
     the search would make every later mistake a certainty. 1 too where scaling does not lower
     the loss of val images it was not fitted on (held_out_gain)."""
     def best(probs, truth):
-        if separated(probs, truth, multi_label) or held_out_gain(probs, truth, multi_label) <= 0:
+        if separated(probs, truth, multi_label) or not held_out_gain(probs, truth, multi_label) > 0:
             return 1.0
         return minimising_temperature(probs, truth, multi_label)
     if not multi_label:
@@ -70,7 +70,7 @@ def held_out_gain(probabilities, labels, multi_label, folds=5):
     355 val images) 1.19 lowered val's loss but raised held-out val's, and test's."""
     order = np.random.default_rng(0).permutation(len(labels))
     saved = 0.0
-    for fold in range(folds):
+    for fold in range(min(folds, len(labels))):  # a val of 3 images: 3 folds of one
         held, rest = order[fold::folds], np.setdiff1d(order, order[fold::folds])
         if separated(probabilities[rest], labels[rest], multi_label):
             continue  # temperature 1 on this fold: nothing saved

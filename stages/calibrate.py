@@ -1,10 +1,11 @@
 """calibrate: the model the finetune stage kept, made to say how sure it is and when an image
 is like none it was trained on (docs/calibration.md). Its logits are divided by the
-temperature that fits val best (imgclf.calibration; folded into the head's last layer, so
-every export gives calibrated probabilities), and an "unknown" score and decision are added
-on its backbone's pooled features, with the threshold that keeps evaluate.known_kept of val
-(imgclf.unknown); where the probe or transfer model was kept (metrics/finetune.json), the
-train images' leave-one-out scores may raise that threshold, never lower it.
+temperature that fits val best, where it lowers held-out val's loss too (imgclf.calibration;
+folded into the head's last layer, so every export gives calibrated probabilities), and an
+"unknown" score and decision are added on its backbone's pooled features, with the threshold
+that keeps evaluate.known_kept of val (imgclf.unknown); where the probe or transfer model was
+kept (metrics/finetune.json), the train images' leave-one-out scores may raise that
+threshold, never lower it.
 
 Writes models/model.keras (outputs: probabilities, unknown_score, unknown) and
 metrics/calibration.json.

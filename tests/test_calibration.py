@@ -43,6 +43,9 @@ def test_no_temperature_where_it_only_fits_vals_noise():
     assert abs(calibration.minimising_temperature(confident, labels, False) - 1) > 0.03
     assert calibration.held_out_gain(confident, labels, False) <= 0
     assert calibration.fit_temperature(confident, labels, False) == 1.0
+    # Three val images, one a mistake: every fold holds an image (no empty fold's NaN).
+    three = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]])
+    assert np.isfinite(calibration.held_out_gain(three, np.array([0, 0, 1]), False))
 
 
 def test_expected_calibration_error_and_brier_by_hand():
