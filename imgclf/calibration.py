@@ -46,7 +46,7 @@ def fit_temperature(probabilities, labels, multi_label):
     the search would make every later mistake a certainty. 1 too where scaling does not lower
     the loss of val images it was not fitted on (held_out_gain)."""
     def best(probs, truth):
-        if separated(probs, truth, multi_label) or not held_out_gain(probs, truth, multi_label) > 0:
+        if not held_out_gain(probs, truth, multi_label) > 0:
             return 1.0
         return minimising_temperature(probs, truth, multi_label)
     if not multi_label:
@@ -55,7 +55,11 @@ def fit_temperature(probabilities, labels, multi_label):
 
 
 def minimising_temperature(probabilities, labels, multi_label):
+    """The log-loss minimum; 1 where the labels are separated (no minimum)."""
     from scipy.optimize import minimize_scalar
+
+    if separated(probabilities, labels, multi_label):
+        return 1.0
 
     def loss(log_t):
         return negative_log_likelihood(scaled(probabilities, np.exp(log_t), multi_label),
@@ -75,9 +79,8 @@ def held_out_gain(probabilities, labels, multi_label, folds=5, repeats=10):
     for repeat in range(repeats):
         order = np.random.default_rng(repeat).permutation(len(labels))
         for fold in range(folds):
-            held, rest = order[fold::folds], np.setdiff1d(order, order[fold::folds])
-            if separated(probabilities[rest], labels[rest], multi_label):
-                continue  # temperature 1 on this fold: nothing saved
+            held = order[fold::folds]
+            rest = np.setdiff1d(order, held)
             temperature = minimising_temperature(probabilities[rest], labels[rest], multi_label)
             before = negative_log_likelihood(probabilities[held], labels[held], multi_label)
             scaled_held = scaled(probabilities[held], temperature, multi_label)
