@@ -254,11 +254,11 @@ def stage_outputs(pipeline="dvc.yaml"):
 
 
 def _check_data_dir(data_dir):
-    # DVC deletes a stage's outputs before rerunning it: images there would be lost. The
-    # sample stage's own folder is the default, and that stage guards it (imgclf.sample).
+    # DVC deletes what a stage's output holds beyond dvc.lock's list: images there would be
+    # lost. (The sample's folder, the default, is no output: imgclf.sample.)
     for output, stage in stage_outputs().items():
         inside = os.path.relpath(os.path.abspath(data_dir), os.path.abspath(output))
-        if stage != "sample" and not inside.startswith(".."):
+        if not inside.startswith(".."):
             raise UserError(f"params.yaml: data.dir {data_dir!r} is inside {output}, an output "
                             f"of the {stage} stage, which DVC deletes and rewrites; put your "
                             "images in a folder of their own")

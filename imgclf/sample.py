@@ -1,9 +1,12 @@
 """The embedded sample: scikit-learn's handwritten digits (1,797 real 8x8 scans, shipped
 inside scikit-learn, no download) as PNG files in class folders, upscaled for the backbones.
 
-Its folder is the default data.dir, so a user may drop photos into it. DVC would delete them
-before rerunning the stage; the stage's output is therefore persistent (dvc.yaml) and the
-stage itself refuses to run while the folder holds a file it did not write.
+Its folder is the default data.dir, so it is the first folder a user fills. It is therefore
+not a DVC output: DVC deletes what an output folder holds beyond dvc.lock's list on every
+`dvc exp run`, `dvc exp apply` and `dvc checkout`, before any stage runs (docs/data.md). The
+stage runs on every `dvc repro` and writes its own files one by one, each replaced only if
+the stage wrote it; a file of the user's is never replaced or deleted. Its DVC output is a
+small summary (data/sample.json) that orders the split after it.
 """
 import hashlib
 import io
@@ -14,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from imgclf.errors import UserError
-from imgclf.files import replaced_when_done
+from imgclf.images import image_files
 
 WRITTEN = ".written.json"  # {file: sha256} of what the stage wrote (hidden: split skips it)
 
@@ -38,29 +41,6 @@ def digest(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def foreign_files(output, files):
-    """The files in output that the stage did not write: neither recorded in its WRITTEN
-    list nor equal to what it writes now (`files`)."""
-    try:
-        with open(os.path.join(output, WRITTEN), encoding="utf-8") as f:
-            written = json.load(f)
-    except (FileNotFoundError, ValueError):
-        written = {}
-    foreign = []
-    for root, dirs, names in os.walk(output):
-        # The stage writes no links: a linked file or folder is the user's (os.walk would not
-        # look inside a linked folder, and the rewrite would delete the link).
-        foreign += [os.path.join(root, name) for name in dirs
-                    if os.path.islink(os.path.join(root, name))]
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            relative = os.path.relpath(path, output).replace(os.sep, "/")
-            if relative != WRITTEN and not own_file(path, written.get(relative),
-                                                    files.get(relative)):
-                foreign.append(path)
-    return sorted(foreign)
-
-
 def own_file(path, recorded_sha, data):
     """Whether the file at path is one the stage wrote: its bytes are those it recorded, or
     those it writes now; a link or a file it cannot read is not."""
@@ -71,24 +51,46 @@ def own_file(path, recorded_sha, data):
             sha = digest(f.read())
     except OSError:
         return False
-    return sha == recorded_sha or (data is not None and sha == digest(data))
+    return sha == recorded_sha or sha == digest(data)
+
+
+def read_written(output):
+    try:
+        with open(os.path.join(output, WRITTEN), encoding="utf-8") as f:
+            return json.load(f)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def write_file(path, data):
+    """path holds data, or its old bytes if the write is interrupted."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def write_digits(output, resolution):
-    """Write the sample into output, replacing only what an earlier run wrote; a file it did
-    not write stops it with one line, and nothing is deleted."""
+    """Write the sample into output, file by file; a path of the sample's that holds a file
+    (or link) the stage did not write stops it with one line, before anything is written.
+    Returns (images written, the image files in output that are not the sample's)."""
     files = digit_pngs(resolution)
-    foreign = foreign_files(output, files) if os.path.isdir(output) else []
-    if foreign:
-        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
-        raise UserError(f"{foreign[0]}{more} in {output}/ were not written by the sample stage, "
-                        f"which rewrites {output}/; move them to a folder of your own (e.g. "
-                        f"my_images/) and set data.dir to it")
-    with replaced_when_done(output) as tmp:
-        for relative, data in files.items():
-            os.makedirs(os.path.join(tmp, os.path.dirname(relative)), exist_ok=True)
-            with open(os.path.join(tmp, relative), "wb") as f:
-                f.write(data)
-        with open(os.path.join(tmp, WRITTEN), "w", encoding="utf-8") as f:
-            json.dump({relative: digest(data) for relative, data in files.items()}, f)
-    return len(files)
+    written = read_written(output)
+    taken = [os.path.join(output, relative) for relative, data in files.items()
+             if os.path.lexists(os.path.join(output, relative))
+             and not own_file(os.path.join(output, relative), written.get(relative), data)]
+    if taken:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        raise UserError(f"{taken[0]}{more}: a file the sample stage did not write, at a path "
+                        f"of the sample's; rename or move it (a folder of your own, e.g. "
+                        f"my_images/, set as data.dir), and it is never overwritten")
+    for relative, data in files.items():
+        path = os.path.join(output, relative)
+        if not (os.path.isfile(path) and written.get(relative) == digest(data)):
+            write_file(path, data)
+    write_file(os.path.join(output, WRITTEN),
+               json.dumps({relative: digest(data) for relative, data in files.items()}).encode())
+    sample_paths = {os.path.join(output, relative) for relative in files}
+    others = [path for path in image_files(output) if path not in sample_paths]
+    return len(files), others

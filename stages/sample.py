@@ -1,17 +1,25 @@
 """sample: write scikit-learn's handwritten digits (1,797 real 8x8 scans, shipped inside
-scikit-learn, no download) as PNG files in class folders, upscaled for the backbones. A file
-in data/sample/ that the stage did not write stops it (imgclf.sample): it is never deleted."""
+scikit-learn, no download) as PNG files in data/sample/<digit>/, upscaled for the backbones.
+data/sample/ is not a DVC output, so DVC never deletes a file a user put there; the stage
+runs on every repro and replaces only files it wrote (imgclf.sample). Its output,
+data/sample.json, says what it wrote."""
 from imgclf import params as params_lib
 from imgclf.errors import run_stage
+from imgclf.files import write_json
 from imgclf.sample import write_digits
 
-OUTPUT = "data/sample"
+FOLDER = "data/sample"
+SUMMARY = "data/sample.json"
 
 
 def main():
     params = params_lib.load()
-    count = write_digits(OUTPUT, params["sample"]["resolution"])
-    return f"sample: wrote {count} digit images to {OUTPUT}/"
+    resolution = params["sample"]["resolution"]
+    count, others = write_digits(FOLDER, resolution)
+    write_json(SUMMARY, {"folder": FOLDER, "images": count, "resolution": resolution})
+    note = (f"; {len(others)} other image file(s) there, e.g. {others[0]}, are not the "
+            f"sample's: kept, and read as data while data.dir is {FOLDER}" if others else "")
+    return f"sample: wrote {count} digit images to {FOLDER}/{note}"
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ ALL = ["sample", "weights", "split", "preprocess", "features", "probe", "transfe
        "calibrate", "evaluate", "export", "audit", "plot"]
 # Runs in every repro (it hashes a weights file); its output is byte-identical unless the
 # weights change, so what depends on it is skipped.
-ALWAYS = {"weights"}
+ALWAYS = {"weights", "sample"}
 
 
 def from_stage(first):
