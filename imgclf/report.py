@@ -52,11 +52,13 @@ def scored_split(test_metrics):
 
 
 def verdict(metrics, dataset):
-    """The report's first lines, as HTML."""
+    """The report's first lines, as HTML: every text in them escaped (file names and CSV cells
+    reach it through the skipped files' reasons)."""
+    escape = html.escape
     test, probe_val = metrics["test"], metrics["probe"]["val_accuracy"]
-    split = scored_split(test)
+    split = escape(scored_split(test))
     key, name = ("f1_macro", "macro F1") if "f1_macro" in test else ("accuracy", "accuracy")
-    lines = [f"Kept: {kept_model(metrics['finetune'])}.",
+    lines = [f"Kept: {escape(kept_model(metrics['finetune']))}.",
              f"On the {split} split, {test['n_images']} images: {name} "
              f"<b>{test[key]:.4f}</b>; before fine-tuning {test['transfer_' + key]:.4f}"
              + (f"; linear probe {test['probe_' + key]:.4f}" if "probe_" + key in test else "")]
@@ -71,9 +73,9 @@ def verdict(metrics, dataset):
                      f"near-duplicate pair(s), {audit.get('near_duplicates_train_test', 0)} "
                      "across train and test (metrics/label_issues.csv, "
                      "metrics/near_duplicates.csv)")
-    counts = ", ".join(f"{split} {n}" for split, n in dataset["images"].items())
+    counts = ", ".join(f"{escape(split)} {n}" for split, n in dataset["images"].items())
     skipped = sum(dataset["skipped"].values())
-    reasons = "; ".join(f"{n} {reason}" for reason, n in dataset["skipped"].items())
+    reasons = "; ".join(f"{n} {escape(reason)}" for reason, n in dataset["skipped"].items())
     lines.append(f"Dataset: {counts}; {skipped} file(s) left out" + (f" ({reasons})" if skipped else ""))
     return "<ul class=\"verdict\">" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
 
@@ -100,5 +102,8 @@ def html_report(metrics, dataset, params, pngs):
     style = ("body{font-family:sans-serif;max-width:1400px;margin:auto}img{max-width:100%}"
              "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:2px 8px;"
              "text-align:left}.verdict{font-size:1.15em;line-height:1.6}")
-    head = f"<head><meta charset=\"utf-8\"><style>{style}</style></head>"
+    # The page needs no script: the policy stops one that an unescaped text would let in.
+    policy = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+    head = (f"<head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" "
+            f"content=\"{policy}\"><style>{style}</style></head>")
     return f"<!DOCTYPE html><html>{head}<body>{''.join(sections)}</body></html>\n"
