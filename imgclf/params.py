@@ -5,6 +5,7 @@ the backbone registry (the model's name, its constructor arguments, the input si
 imgclf.model_params', so that adding a backbone reruns none of the data stages that load
 params through here (sample, split, preprocess).
 """
+import math
 import os
 
 import yaml
@@ -25,10 +26,14 @@ def integer(low, high=None):
     return check
 
 
+def finite_number(value):
+    # NaN passes every comparison test (all are false), and .inf is a YAML float too.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def number(low, high, low_open=False):
     def check(key, value):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or value > high or value < low or (low_open and value == low):
+        if not finite_number(value) or value > high or value < low or (low_open and value == low):
             bound = f"greater than {low}" if low_open else f"from {low}"
             fail(key, value, f"a number {bound} up to {high}")
         return float(value)
@@ -82,9 +87,7 @@ def unfreeze_value(key, value):
 def class_weight_value(key, value):
     if value in ("none", "balanced"):
         return value
-    if isinstance(value, dict) and all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0
-            for w in value.values()):
+    if isinstance(value, dict) and all(finite_number(w) and w > 0 for w in value.values()):
         return {str(name): float(w) for name, w in value.items()}
     fail(key, value, "none, balanced, or a mapping of class name to a positive weight")
 

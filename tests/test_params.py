@@ -139,3 +139,29 @@ def test_the_readmes_own_data_command_passes_the_resolution_check(values):
         target[key] = yaml.safe_load(value)
     values["data"]["dir"] = "my_images"
     model_params.validate(values)
+
+
+def numeric_keys(values, prefix=""):
+    """Every dotted key of params.yaml whose value is a number (backbone arguments included)."""
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from numeric_keys(value, f"{prefix}{key}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield prefix + key
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_are_refused_in_every_number_param(values, bad):
+    keys = list(numeric_keys(values)) + ["class_weight.cat"]
+    assert len(keys) > 50 and "split.train" in keys and "backbones.mobilenet.alpha" in keys
+    for key in keys:
+        changed = copy.deepcopy(values)
+        *path, last = key.split(".")
+        node = changed
+        for name in path:
+            if not isinstance(node.get(name), dict):
+                node[name] = {}  # class_weight: none -> {cat: bad}
+            node = node[name]
+        node[last] = bad
+        named = "class_weight" if key == "class_weight.cat" else key
+        check_error(changed, rf"^params\.yaml: {re.escape(named)} is ")
