@@ -25,16 +25,16 @@ CALLBACK_STATE = {"EarlyStopping": ("wait", "best", "best_epoch", "stopped_epoch
                   "ReduceLROnPlateau": ("wait", "best", "cooldown_counter")}
 
 
-def fingerprint(params, paths):
+def fingerprint(params, paths, compute_settings):
     """sha256 of the params (a dict), of every file below paths (the stage's inputs and its
-    own script), of a weights file the params name, of the project's library code and of
-    the versions of TensorFlow, Keras and NumPy: a resumed run must not mix two versions of
-    any of them."""
+    own script), of a weights file the params name, of the project's library code, of the
+    versions of TensorFlow, Keras and NumPy and of the compute settings as resolved on this
+    machine (imgclf.compute.resolved): a resumed run must not mix two versions of any of them."""
     import keras
     import tensorflow as tf
 
     versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
-    made_from = {"params": params, "versions": versions}
+    made_from = {"params": params, "versions": versions, "compute": compute_settings}
     digest = hashlib.sha256(json.dumps(made_from, sort_keys=True, default=str).encode())
     code = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "*.py")))
     weights = [params["weights"]] if params.get("weights") not in (None, "imagenet", "none") else []

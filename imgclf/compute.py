@@ -128,6 +128,14 @@ def apply(compute):
     return strategy(compute["distribute"]), jit_compile(compute["xla"])
 
 
+def resolved(compute, strategy, jit):
+    """What compute's settings came to on this machine (auto depends on its GPUs): a backup
+    made under other settings (mixed_float16 on a GPU, say) must not resume here."""
+    return {"replicas": strategy.num_replicas_in_sync,
+            "dtype_policy": keras.mixed_precision.global_policy().name, "xla": bool(jit),
+            "deterministic": bool(deterministic_ops(compute["deterministic"]))}
+
+
 def summary(strategy, jit):
     return (f"{strategy.num_replicas_in_sync} replica(s), "
             f"{keras.mixed_precision.global_policy().name}, XLA {'on' if jit else 'off'}")

@@ -55,7 +55,8 @@ def main():
     train_batches, val_batches = image_batches(train, val, len(class_names), phase,
                                                params["seed"], params["augment"])
     weighting = params["class_weight"]
-    made_from = backup_lib.fingerprint(params, [PREPARED, HEAD, PROBE, TRANSFER_METRICS, __file__])
+    made_from = backup_lib.fingerprint(params, [PREPARED, HEAD, PROBE, TRANSFER_METRICS, __file__],
+                                       compute.resolved(params["compute"], strategy, jit_compile))
     with strategy.scope(), continue_live(TRANSFER_LIVE, LIVE) as live:
         metrics = finetune(model, train_batches, val_batches, phase, unfrozen, live,
                            read_json(TRANSFER_METRICS),

@@ -37,7 +37,8 @@ def main():
         write_json(METRICS, {"epochs_run": 0, "best_epoch": 0, "seconds": 0.0})
         return ("transfer: no cached features (weights: none); the head is left untrained "
                 "and finetune trains it with the whole network")
-    made_from = backup_lib.fingerprint(params, [FEATURES, __file__])
+    made_from = backup_lib.fingerprint(params, [FEATURES, __file__],
+                                       compute.resolved(params["compute"], strategy, jit_compile))
     with open_live(LIVE) as live:
         head, metrics = train_head(train, val, classes, params, live, strategy, jit_compile,
                                    (BACKUP, made_from))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from imgclf import backup, model_params
+from imgclf import backup, compute, model_params
 from imgclf.backbones import build_backbone
 from imgclf.errors import UserError
 from tests.conftest import make_pipeline_repo
@@ -42,23 +42,34 @@ def test_a_weights_file_replaced_under_its_path_changes_what_features_and_finetu
     assert (repo / "data" / "weights.json").read_text(encoding="utf-8") == after
 
 
-def test_the_resume_fingerprint_covers_script_weights_file_and_library_versions(tmp_path,
-                                                                                  monkeypatch):
+def test_the_resume_fingerprint_covers_script_weights_file_versions_and_compute(tmp_path,
+                                                                              monkeypatch):
     script = tmp_path / "finetune.py"
     script.write_text("print('one')\n", encoding="utf-8")
     weights = tmp_path / "w.h5"
     weights.write_bytes(b"a")
-    values = {"weights": str(weights), "finetune": {"epochs": 3}}
-    first = backup.fingerprint(values, [str(script)])
-    assert backup.fingerprint(values, [str(script)]) == first
+    settings = {"distribute": "one_device", "mixed_precision": False, "xla": False,
+                "deterministic": True}
+    values = {"weights": str(weights), "finetune": {"epochs": 3}, "compute": settings}
+    here = compute.resolved(settings, *compute.apply(settings))
+    first = backup.fingerprint(values, [str(script)], here)
+    assert backup.fingerprint(values, [str(script)], here) == first
     script.write_text("print('two')\n", encoding="utf-8")
-    second = backup.fingerprint(values, [str(script)])
+    second = backup.fingerprint(values, [str(script)], here)
     assert second != first
     weights.write_bytes(b"b")
-    third = backup.fingerprint(values, [str(script)])
+    third = backup.fingerprint(values, [str(script)], here)
     assert third != second
+    # The same params resolved otherwise (mixed_precision: auto on a GPU): another backup.
+    try:
+        gpu_like = compute.resolved(settings, *compute.apply({**settings, "mixed_precision": True}))
+    finally:
+        compute.apply(settings)  # float32 again, for the tests after this one
+    assert gpu_like["dtype_policy"] == "mixed_float16"
+    assert backup.fingerprint(values, [str(script)], gpu_like) != third
+    assert backup.fingerprint(values, [str(script)], {**here, "replicas": 2}) != third
     monkeypatch.setattr(np, "__version__", "0.0.1")
-    assert backup.fingerprint(values, [str(script)]) != third
+    assert backup.fingerprint(values, [str(script)], here) != third
 
 
 def test_a_weights_file_of_another_architecture_is_one_line():
