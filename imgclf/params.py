@@ -84,10 +84,18 @@ def unfreeze_value(key, value):
     return integer(0)(key, value)
 
 
+RUN_CACHE_BLIND = {"size", "nfiles"}  # param keys DVC 3.67's run cache ignores
+
+
 def class_weight_value(key, value):
     if value in ("none", "balanced"):
         return value
     if isinstance(value, dict) and all(finite_number(w) and w > 0 for w in value.values()):
+        for name in set(map(str, value)) & RUN_CACHE_BLIND:
+            raise UserError(f"params.yaml: class_weight names the class {name!r}; DVC 3.67 leaves "
+                            f"keys named {' or '.join(sorted(RUN_CACHE_BLIND))} out of its run "
+                            "cache's key and would restore another run's models "
+                            "(treeverse/dvc#10296): rename that class's folder or label")
         return {str(name): float(w) for name, w in value.items()}
     fail(key, value, "none, balanced, or a mapping of class name to a positive weight")
 

@@ -80,6 +80,14 @@ def verdict(metrics, dataset):
     return "<ul class=\"verdict\">" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
 
 
+def reported_params(params):
+    """Every section of params but the backbones other than the model's: what the plot stage
+    depends on (dvc.yaml), so the table never shows a value of another run."""
+    model = params["model"]
+    return {**{key: value for key, value in params.items() if key != "backbones"},
+            "backbones": {model: params["backbones"][model]}}
+
+
 def html_report(metrics, dataset, params, pngs):
     """metrics: {name: {key: value}} (test, probe, transfer, finetune, ...), dataset:
     dataset_summary's, params: nested dict, pngs: {title: path}."""

@@ -15,7 +15,7 @@ from imgclf.dataset import evaluation_split, read_classes, read_split
 from imgclf.errors import run_stage
 from imgclf.files import read_json, replaced_when_done
 from imgclf.multilabel import NONE
-from imgclf.report import dataset_summary, html_report
+from imgclf.report import dataset_summary, html_report, reported_params
 
 PREPARED = "data/prepared"
 MODEL = "models/model.keras"
@@ -71,7 +71,7 @@ def main():
     gallery.unknowns_grid(gallery.read_rows(UNKNOWNS), PNGS["unknowns most confidently accepted"],
                           model_lib.prepared_resolution(model))
     with replaced_when_done(REPORT) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(html_report(metrics, dataset_summary(SPLIT, PREPARED), params,
+        f.write(html_report(metrics, dataset_summary(SPLIT, PREPARED), reported_params(params),
                             {**PNGS, **AUDIT_PNGS}))
     return f"plot: {len(PNGS)} plots in plots/ and {REPORT}"
 

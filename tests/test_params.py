@@ -118,6 +118,16 @@ def test_no_param_is_named_size_or_nfiles(values):
     assert not bad, f"params.yaml keys that DVC's run cache ignores: {bad}"
 
 
+@pytest.mark.parametrize("name", ["size", "nfiles"])
+def test_a_class_weight_of_a_class_dvcs_run_cache_ignores_is_refused(values, name):
+    # class_weight: {size: 2.0} and {size: 5.0} would share one run-cache key.
+    values["class_weight"] = {"cat": 1.0, name: 2.0}
+    check_error(values, rf"class_weight names the class '{name}'; DVC 3\.67 leaves keys named "
+                        r"nfiles or size out of its run cache's key .*treeverse/dvc#10296")
+    values["class_weight"] = {"cat": 1.0, "sizes": 2.0}
+    model_params.validate(values)
+
+
 def test_images_stored_below_the_model_input_are_refused(values):
     values["image_size"], values["preprocess"]["resolution"] = 224, 128
     check_error(values, r"preprocess\.resolution is 128, below image_size 224; set preprocess\."

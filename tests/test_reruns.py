@@ -80,7 +80,7 @@ DRY_ROWS = [
     ("seed", 7, from_stage("split")),
     ("data.max_bad_rows", 0.1, from_stage("split")),
     ("task", "multi_label", from_stage("split")),
-    ("export.representative_images", 10, {"export"}),
+    ("export.representative_images", 10, {"export", "plot"}),  # the report shows it
     ("evaluate.known_kept", 0.9, from_stage("calibrate")),
     ("evaluate.tta", True, {"evaluate", "audit", "plot"}),
     ("evaluate.unknown_dir", "elsewhere", {"evaluate", "export", "audit", "plot"}),
