@@ -2,6 +2,9 @@
 import matplotlib
 
 matplotlib.use("Agg")
+# Class names and file names are shown as they are: "$5 bill" would be parsed as mathtext
+# (and "$5 bill vs $10 bill" crashes the plot).
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

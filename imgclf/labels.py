@@ -5,6 +5,7 @@ forward slashes), labels (a tuple of names), split ("" = to be assigned) and gro
 image alone), plus [(file, reason)] of what was left out.
 """
 import os
+import unicodedata
 
 from imgclf.images import IMAGE_EXTENSIONS, image_files
 from imgclf.manifest import SPLITS
@@ -28,6 +29,18 @@ def relative(path, data_dir):
 # train/ validation/ test/.
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
                "test": "test", "testing": "test"}
+
+
+def class_name(text, where):
+    """A label as the pipeline keeps it: NFC (café typed and café from a Mac's file system
+    are one class); a control character (a newline inside a quoted CSV cell) stops the run,
+    since labels.txt holds one name per line and would shift every later class index."""
+    name = unicodedata.normalize("NFC", text)
+    control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise UserError(f"{where}: label {name!r} holds the control character {control!r}; "
+                        "labels must be one line of printable text")
+    return name
 
 
 def split_of(name):
@@ -99,7 +112,8 @@ def from_folders(data_dir):
             files = list(image_files(os.path.join(root, name)))
             if not files:
                 skipped.append((os.path.join(root, name), "empty class folder: left out"))
-            rows += [(relative(path, data_dir), (name,), split, "") for path in files]
+            label = class_name(name, f"class folder {os.path.join(root, name)!r}")
+            rows += [(relative(path, data_dir), (label,), split, "") for path in files]
     return table(rows), skipped, folders
 
 
@@ -130,7 +144,7 @@ def from_csv(path, data_dir, task, separator, max_bad_rows=1.0):
     kept, bad = [], []
     for index, row in rows.iterrows():
         where = f"{path} row {index + 2}"  # the header is line 1
-        labels = label_names(row["label"], separator if task == "multi_label" else None)
+        labels = label_names(row["label"], separator if task == "multi_label" else None, where)
         file = posix_path(row["file"])
         reason = bad_row(row, file, labels, data_dir, task)
         if reason:
@@ -147,11 +161,11 @@ def from_csv(path, data_dir, task, separator, max_bad_rows=1.0):
     return kept, bad + repeated
 
 
-def label_names(cell, separator):
+def label_names(cell, separator, where):
     """A label cell's names: split on the separator (None: the cell is one label, spaces
-    and all), stripped, each once, sorted."""
+    and all), stripped, each once, sorted; class_name's rules (where: the row)."""
     names = cell.split(separator) if separator else [cell]
-    return tuple(sorted({name.strip() for name in names} - {""}))
+    return tuple(sorted({class_name(name.strip(), where) for name in names} - {""}))
 
 
 def posix_path(file):
