@@ -27,6 +27,13 @@ def replaced_when_done(path):
     os.replace(tmp, path)
 
 
+def shown_name(path):
+    """A file name as text that every UTF-8 writer (CSV, JSON, stdout) takes: bytes that are
+    not UTF-8, which Python keeps as lone surrogates, are escaped (b"caf\\xe9" becomes
+    "caf\\udce9"), as the split's skipped.csv writes them."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def write_json(path, data):
     with replaced_when_done(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from imgclf.images import image_files, try_load_image
 from imgclf.errors import interactive
+from imgclf.files import replaced_when_done, shown_name
 
 
 def image_paths(paths):
@@ -94,11 +95,20 @@ FLAGS = ["unknown", "unknown_score", "uncertain"]  # columns after the predictio
 
 
 def write_rows(rows, output, top_k):
-    if output.endswith(".json"):
-        with open(output, "w", encoding="utf-8") as f:
-            json.dump([{**row, "predictions": [{"class": c, "probability": p} for c, p in
-                                               row.get("predictions", [])]} for row in rows], f, indent=1)
-        return
+    """The rows as a .json or .csv file, which appears only once complete (a failure leaves
+    an earlier one as it was); file names as shown_name writes them."""
+    rows = [{**row, "file": shown_name(row["file"])} for row in rows]
+    with replaced_when_done(output) as tmp:
+        if output.endswith(".json"):
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump([{**row, "predictions": [{"class": c, "probability": p} for c, p in
+                                                   row.get("predictions", [])]} for row in rows],
+                          f, indent=1)
+        else:
+            write_csv(rows, tmp, top_k)
+
+
+def write_csv(rows, output, top_k):
     top_k = max([top_k, *(len(row.get("predictions", [])) for row in rows)])  # multi_label
     with open(output, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
@@ -156,7 +166,7 @@ def main(argv=None):
         write_rows(rows, args.output, args.top_k)
     else:
         for row in rows:
-            print(f"{row['file']}\t{line(row)}")
+            print(f"{shown_name(row['file'])}\t{line(row)}")
     errors = sum(1 for row in rows if "error" in row)
     unknown = sum(1 for row in rows if row.get("unknown"))
     uncertain = sum(1 for row in rows if row.get("uncertain") and not row.get("unknown"))

@@ -7,7 +7,7 @@ import numpy as np
 
 from imgclf import multilabel
 from imgclf import probe as probe_lib
-from imgclf.files import replaced_when_done
+from imgclf.files import replaced_when_done, shown_name
 
 
 def single_label_score(probabilities, labels, class_names):
@@ -114,7 +114,8 @@ def write_unknowns(path, files, outputs, class_names):
     outputs = outputs or {"probabilities": np.zeros((0, len(class_names))),
                           "unknown_score": np.zeros((0, 1)), "unknown": np.zeros((0, 1))}
     probabilities = outputs["probabilities"]
-    table = pd.DataFrame({"file": files, "unknown_score": outputs["unknown_score"][:, 0],
+    table = pd.DataFrame({"file": [shown_name(file) for file in files],
+                          "unknown_score": outputs["unknown_score"][:, 0],
                           "unknown": outputs["unknown"][:, 0].astype(int),
                           "predicted": [class_names[i] for i in probabilities.argmax(axis=1)],
                           "confidence": probabilities.max(axis=1)})

@@ -3,6 +3,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from imgclf.images import load_image
 from imgclf.predict import image_paths, main, predict
@@ -98,3 +99,38 @@ def test_test_time_augmentation_averages_with_the_mirror_image(tmp_path, classif
     dataset = batches(pixels, labels, 4)
     np.testing.assert_allclose(probabilities(classifier, dataset, tta=True), expected, **same)
     np.testing.assert_allclose(probabilities(classifier, dataset), plain, **same)
+
+
+def test_a_file_name_that_is_not_utf8_is_written_escaped(tmp_path, monkeypatch, classifier):
+    from imgclf.scoring import write_unknowns
+
+    folder = write_images(str(tmp_path / "new"), ["cat"], per_class=2)
+    odd = os.path.join(os.fsencode(folder), b"cat", b"caf\xe9.png")
+    os.rename(os.path.join(folder, "cat", "img_000.png"), odd)
+    model_path = str(tmp_path / "model.keras")
+    classifier.save(model_path)
+    monkeypatch.chdir(tmp_path)
+    main([folder, "-m", model_path, "-o", "out.csv"])
+    main([folder, "-m", model_path, "-o", "out.json"])
+    main([folder, "-m", model_path])  # stdout
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
+        files = [row["file"] for row in csv.DictReader(f)]
+    assert files[0].endswith("cat/caf\\udce9.png") and len(files) == 2
+    assert json.loads((tmp_path / "out.json").read_text())[0]["file"] == files[0]
+    # evaluate's table of evaluate.unknown_dir's images
+    outputs = {"probabilities": np.array([[0.9, 0.1]]), "unknown_score": np.array([[0.3]]),
+               "unknown": np.array([[1]])}
+    write_unknowns(str(tmp_path / "unknowns.csv"), [os.fsdecode(odd)], outputs, ["a", "b"])
+    assert "caf\\udce9.png" in (tmp_path / "unknowns.csv").read_text(encoding="utf-8")
+
+
+def test_predict_output_appears_only_when_complete(tmp_path):
+    from imgclf.predict import write_rows
+
+    (tmp_path / "out.csv").write_text("an earlier run's\n", encoding="utf-8")
+    rows = [{"file": "a.png", "predictions": [("cat", 0.9)]},
+            {"file": "b.png", "predictions": [("cat", "not a probability")]}]  # fails midway
+    with pytest.raises(ValueError):
+        write_rows(rows, str(tmp_path / "out.csv"), 1)
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8") == "an earlier run's\n"
+    assert os.listdir(tmp_path) == ["out.csv"]  # no temporary file left
