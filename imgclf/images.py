@@ -23,6 +23,17 @@ def image_files(folder):
                 yield os.path.join(root, file)
 
 
+def linked_folders(folder):
+    """Every link to a folder below folder (hidden ones left out), sorted. Neither
+    image_files nor DVC's hash of a dependency looks inside one (DVC's walk follows no
+    folder link), so its images could change unseen: the split lists them, skipped."""
+    links = []
+    for root, dirs, _ in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        links += [os.path.join(root, d) for d in dirs if os.path.islink(os.path.join(root, d))]
+    return sorted(links)
+
+
 def load_image(path, size=None):
     """One image file as a size x size x 3 uint8 array (size None: as it is): EXIF
     orientation applied, first frame, transparency on white, any mode converted to RGB.

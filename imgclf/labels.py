@@ -7,7 +7,7 @@ image alone), plus [(file, reason)] of what was left out.
 import os
 import unicodedata
 
-from imgclf.images import IMAGE_EXTENSIONS, image_files
+from imgclf.images import IMAGE_EXTENSIONS, image_files, linked_folders
 from imgclf.manifest import SPLITS
 from imgclf.errors import UserError
 
@@ -80,8 +80,9 @@ def describe_layout(data_dir):
 
 
 def class_folders(folder):
+    """The folders in folder, but hidden ones and links (linked_folders: listed, skipped)."""
     return sorted(entry.name for entry in os.scandir(folder)
-                  if entry.is_dir() and not entry.name.startswith("."))
+                  if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."))
 
 
 def from_folders(data_dir):
@@ -103,6 +104,9 @@ def from_folders(data_dir):
     skipped = [(os.path.join(data_dir, name), "not a split folder (train, val, valid, "
                 "validation, test, testing): left out")
                for name in unused_folders(data_dir, folders)]
+    skipped += [(path, "link to a folder: left out (DVC does not look inside it, so it "
+                "would not see its images change); move or copy the folder in")
+                for path in linked_folders(data_dir)]
     tops = ([data_dir] if folders else []) + list(roots.values())
     skipped += [(path, "image outside any class folder: left out")
                 for root in tops for path in loose_images(root)]

@@ -226,6 +226,30 @@ def test_names_and_files_that_cannot_be_used_are_left_out_with_their_reason(tmp_
     assert len(files) == len(labels) == len(images)
 
 
+def test_linked_folders_at_any_depth_are_listed_and_left_out(tmp_path):
+    """DVC's hash of data.dir does not look inside a linked folder (checked by hand with DVC
+    3.67: a file added there left `dvc status` clean), so its images could change unseen:
+    a link to a class folder and a link inside one are both listed, neither is read."""
+    source, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    for i, name in enumerate(["a", "b"]):
+        for j in range(4):
+            (source / name).mkdir(parents=True, exist_ok=True)
+            (source / name / f"ok{j}.png").write_bytes(png_bytes((i * 120, j * 40, 9)))
+    for folder in ("c", "more"):
+        (elsewhere / folder).mkdir(parents=True)
+        for j in range(4):
+            (elsewhere / folder / f"x{j}.png").write_bytes(png_bytes((j, 200, 9)))
+    os.symlink(elsewhere / "c", source / "c")  # a class folder
+    os.symlink(elsewhere / "more", source / "a" / "more")  # inside a class folder
+    os.symlink(source / "a", source / "a" / "loop")  # a loop
+    counts, skipped = split_dataset(str(source), str(tmp_path / "split"), (0.5, 0.5), seed=0)
+    reasons = {os.path.relpath(path, source): reason for path, reason in skipped}
+    assert sorted(reasons) == ["a/loop", "a/more", "c"]
+    assert all(reason.startswith("link to a folder: left out") for reason in reasons.values())
+    assert sum(counts.values()) == 8
+    assert set(read_manifest(str(tmp_path / "split"), None)["label"]) == {"a", "b"}
+
+
 @pytest.mark.parametrize("file_format", ["PPM", "PCX", "TGA", "SGI", "EPS"])
 def test_content_of_another_format_is_not_decoded_whatever_its_name(tmp_path, file_format):
     """Pillow picks its decoder from the content: an EPS file named x.jpg would run
