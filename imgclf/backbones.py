@@ -1,4 +1,5 @@
 """Registry of keras.applications backbones and building one with the right weights."""
+import contextlib
 import os
 import re
 import warnings
@@ -126,6 +127,17 @@ def keras_cache_dir():
     return os.path.join(keras_home(), "models")
 
 
+def download_lock():
+    """Held while Keras may download ImageNet weights: keras.utils.get_file writes straight
+    to the cache's file name and checks no hash for most backbones, so a second process
+    (two queue workers starting together) would read a half-written file."""
+    from filelock import FileLock
+
+    folder = keras_cache_dir()
+    os.makedirs(folder, exist_ok=True)
+    return FileLock(os.path.join(folder, ".imgclf-download.lock"))
+
+
 def build_backbone(name, weights, image_size, extra=None):
     """The backbone without its top, named "backbone", with ImageNet, random or file weights.
 
@@ -136,8 +148,9 @@ def build_backbone(name, weights, image_size, extra=None):
 
     keras_weights = None if weights == "none" else weights
     input_shape = (image_size, image_size, 3) if name in FIXED_INPUT else (None, None, 3)
+    lock = download_lock() if weights == "imagenet" else contextlib.nullcontext()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), lock:
             # The expected "weights for input shape (224, 224) will be loaded" notice.
             warnings.filterwarnings("ignore", message=".*will be loaded as the default")
             model = constructor(name)(include_top=False, weights=keras_weights,

@@ -129,6 +129,37 @@ def test_a_download_cut_off_in_keras_cache_names_the_file_to_delete(tmp_path):
     assert last.endswith("delete the file and run again to download it afresh")
 
 
+def test_a_second_process_waits_for_a_download_in_progress(tmp_path):
+    """Two queue workers need the same weights: one is downloading (Keras writes straight to
+    the cache's file name), the other must wait for it, not read the half-written file."""
+    good = imagenet_file(MOBILENET_075, "mobilenet")
+    cache = tmp_path / "keras" / "models"
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras")}
+    downloading = ("import shutil, sys, time\n"
+                   "from imgclf.backbones import download_lock\n"
+                   "with download_lock():\n"
+                   "    with open(sys.argv[2], 'wb') as f, open(sys.argv[1], 'rb') as source:\n"
+                   "        f.write(source.read(3_000_000))\n"  # as far as the download got
+                   "        f.flush()\n"
+                   "        print('half written', flush=True)\n"
+                   "        time.sleep(8)\n"
+                   "        f.write(source.read())\n")
+    first = subprocess.Popen([sys.executable, "-c", downloading, good, str(cache / MOBILENET_075)],
+                             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "half written"
+        code = ("from imgclf.backbones import build_backbone\n"
+                "from imgclf.errors import run_stage\n"
+                "run_stage(lambda: print(build_backbone('mobilenet', 'imagenet', 64, "
+                "{'alpha': 0.75}).count_params()))")
+        second = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                                text=True, env=env, timeout=300)
+    finally:
+        first.wait(timeout=60)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert int(second.stdout.split()[0]) > 1_000_000  # the whole backbone, its weights loaded
+
+
 @pytest.mark.parametrize("model, args, weights, message", [
     ("mobilenet", {"alpha": 0.3}, "imagenet",
      r"backbones\.mobilenet\.alpha is 0\.3; expected with weights: imagenet one of: 0\.25, 0\.5, "
