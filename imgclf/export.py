@@ -33,6 +33,9 @@ from imgclf.multilabel import decide
 MAX_FLIPPED = 0.02  # a format may change the class of 2% of the images (at least 3 images)
 MAX_DROP_POINTS = 1.0  # and lose at most 1 point of accuracy (at least 2 images' worth)
 FULL_SIZE_IMAGES = 50
+# Originals larger than this on their longer side are checked reduced to it: a 170-megapixel
+# photo at full size was 2 GB of float32; 2,048 px is still 3x the largest backbone input.
+FULL_SIZE_SIDE = 2048
 
 
 def tflite_options(kind, representative):
@@ -156,11 +159,12 @@ def check(model, predictors, dataset):
 
 
 def full_size_batches(files, labels, limit=FULL_SIZE_IMAGES):
-    """Up to `limit` of the files, spread over the split, each decoded at its own size as
-    a batch of one."""
+    """Up to `limit` of the files, spread over the split, each decoded at its own size (up
+    to FULL_SIZE_SIDE on its longer side) as a batch of one."""
     picks = np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).astype(int))
     for index in picks:
-        yield load_image(files[index])[None].astype(np.float32), labels[index:index + 1]
+        pixels = load_image(files[index], max_side=FULL_SIZE_SIDE)
+        yield pixels[None].astype(np.float32), labels[index:index + 1]
 
 
 def allowed_flips(count):

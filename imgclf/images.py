@@ -34,18 +34,42 @@ def linked_folders(folder):
     return sorted(links)
 
 
-def load_image(path, size=None):
-    """One image file as a size x size x 3 uint8 array (size None: as it is): EXIF
-    orientation applied, first frame, transparency on white, any mode converted to RGB.
-    Raises on unreadable files and on content of any format but PIL_FORMATS."""
+# Modes Image.reduce takes (not 1, P, I;16: those are decoded at full size, then converted).
+REDUCIBLE = {"L", "RGB", "RGBA", "LA", "PA", "I", "F", "CMYK", "YCbCr"}
+
+
+def reduced(image, size, max_side):
+    """The image shrunk by whole factors, before any full-size copy: for a size x size image
+    to no less than 3x that (the gap Pillow's own resize leaves, so it looks the same), for
+    max_side to no less than max_side. JPEG at decode time (draft), other formats right
+    after decoding (reduce): a 100-megapixel PNG costs one decode, not one per conversion."""
+    bound = size or max_side
+    image.draft("RGB", (bound, bound))  # JPEG: decoded at 1/2, 1/4 or 1/8 scale
+    width, height = image.size
+    if size:  # a square of size: each side on its own, as resize(reducing_gap=3) does
+        factors = (max(1, width // (3 * size)), max(1, height // (3 * size)))
+    else:  # at most max_side on the longer side, the aspect kept; no gap: a check, not a
+        # training image (a 10,000-px photo would not be reduced at all below 3 x 2,048)
+        factors = (max(1, max(width, height) // max_side),) * 2
+    if factors == (1, 1) or image.mode not in REDUCIBLE:
+        return image
+    return image.reduce(factors)
+
+
+def load_image(path, size=None, max_side=None):
+    """One image file as a uint8 array: size x size x 3 (size None: as it is, or with
+    max_side at most that on its longer side, the aspect kept): EXIF orientation applied,
+    first frame, transparency on white, any mode converted to RGB. Large photos are
+    reduced before anything else (reduced). Raises on unreadable files and on content of
+    any format but PIL_FORMATS."""
     try:
         opened = Image.open(path, formats=PIL_FORMATS)
     except UnidentifiedImageError:
         raise UnidentifiedImageError("not a JPEG, PNG, BMP, GIF, WebP or TIFF image by its "
                                      "content (other formats are not decoded)") from None
     with opened as image:
-        if size:
-            image.draft("RGB", (size, size))  # JPEG: decode at reduced scale, much faster
+        if size or max_side:
+            image = reduced(image, size, max_side)
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "P", "PA") and (
                 image.mode != "P" or "transparency" in image.info):
@@ -57,7 +81,18 @@ def load_image(path, size=None):
         image = image.convert("RGB")
         if size:
             image = image.resize((size, size), Image.BILINEAR, reducing_gap=3.0)
+        elif max_side and max(image.size) > max_side:
+            image.thumbnail((max_side, max_side), Image.BILINEAR, reducing_gap=3.0)
         return np.asarray(image, dtype=np.uint8)
+
+
+def pixel_count(path):
+    """Width x height from the file's header (nothing decoded); 0 if it cannot be read."""
+    try:
+        with Image.open(path, formats=PIL_FORMATS) as image:
+            return image.width * image.height
+    except Exception:  # whatever Pillow raises for this file: decoding reports it later
+        return 0
 
 
 def try_load_image(path, size):

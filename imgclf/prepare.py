@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from imgclf.arrays import row_writer
-from imgclf.images import try_load_image
+from imgclf.images import pixel_count, try_load_image
 from imgclf.errors import UserError, interactive
 from imgclf.manifest import SPLITS, read_manifest
 
@@ -81,12 +81,24 @@ def prepare_split(items, labels, folder, size, pool, seen):
     return unreadable, duplicates
 
 
+def decode_workers(paths, cpus=None, available=None):
+    """As many decoding processes as cores, but no more than half the free memory (bytes,
+    default: psutil's reading) holds at the largest image's full size, 4 bytes a pixel: a
+    PNG is decoded whole before it is reduced (images.reduced)."""
+    import psutil
+
+    largest = max((pixel_count(path) for path in paths), default=0)
+    budget = (psutil.virtual_memory().available if available is None else available) // 2
+    return max(1, min(cpus or os.cpu_count(), budget // max(4 * largest, 1)))
+
+
 def prepare_splits(rows, classes, data_dir, folder, size, separator, processes):
     """Each split of the manifest's rows into folder/<split>/; counts per split and the
     unreadable files and the cross-split duplicates left out."""
     counts, unreadable, duplicates, seen = {}, [], [], {}
+    processes = processes or decode_workers(os.path.join(data_dir, file) for file in rows["file"])
     # spawn, not fork: the parent may have TensorFlow's threads loaded (params validation).
-    with multiprocessing.get_context("spawn").Pool(processes or os.cpu_count()) as pool:
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
         for split in SPLITS:
             members = rows[rows["split"] == split]
             if members.empty:

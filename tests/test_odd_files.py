@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageOps
 
 from imgclf.dataset import read_split
 from imgclf.images import load_image, try_load_image
@@ -264,3 +264,44 @@ def test_content_of_another_format_is_not_decoded_whatever_its_name(tmp_path, fi
     assert pixels is None
     assert reason == ("UnidentifiedImageError: not a JPEG, PNG, BMP, GIF, WebP or TIFF image "
                       "by its content (other formats are not decoded)")
+
+
+def photo_like(width, height):
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    pixels = np.stack([128 + 100 * np.sin(x / 97), 128 + 100 * np.cos(y / 61),
+                       (x + y) % 256], axis=-1)
+    return pixels.clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("file_format", ["PNG", "JPEG"])
+def test_a_large_photo_decoded_reduced_looks_as_when_decoded_whole(tmp_path, file_format):
+    """Reduced first (images.reduced: no full-size copy per conversion), it matches a whole
+    decode resized as before, and with max_side it keeps its aspect, EXIF turn applied."""
+    path = tmp_path / f"large.{file_format.lower()}"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned: the camera held upright
+    Image.fromarray(photo_like(3000, 2000)).save(path, format=file_format, exif=exif)
+    with Image.open(path) as whole:
+        upright = ImageOps.exif_transpose(whole).convert("RGB")
+        expected = np.asarray(upright.resize((64, 64), Image.BILINEAR, reducing_gap=3.0))
+    pixels = load_image(str(path), 64)
+    assert pixels.shape == (64, 64, 3)
+    assert np.abs(pixels.astype(int) - expected).mean() < 2.5
+    capped = load_image(str(path), max_side=500)
+    assert capped.shape[0] == 500 and abs(capped.shape[1] - 333) <= 1  # upright: 2:3
+    assert load_image(str(path)).shape == (3000, 2000, 3)
+
+
+def test_decoding_workers_fit_half_the_free_memory(tmp_path):
+    from imgclf.prepare import decode_workers
+
+    paths = []
+    for index in range(4):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.new("RGB", (1000, 1000 - index), (index, 0, 0)).save(paths[-1])
+    paths.append(str(tmp_path / "broken.png"))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    # the largest decodes to 4 MB (4 bytes a pixel): half of 32 MB holds 4 of them
+    assert decode_workers(paths, cpus=8, available=32_000_000) == 4
+    assert decode_workers(paths, cpus=8, available=4_000_000) == 1  # always one
+    assert decode_workers(paths, cpus=2, available=10**12) == 2  # at most the cores
