@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from imgclf.errors import UserError
+from imgclf.files import replaced_when_done
 from imgclf.images import image_files
 
 WRITTEN = ".written.json"  # {file: sha256} of what the stage wrote (hidden: split skips it)
@@ -64,11 +65,8 @@ def read_written(output):
 
 def write_file(path, data):
     """path holds data, or its old bytes if the write is interrupted."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
+    with replaced_when_done(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
-    os.replace(tmp, path)
 
 
 def write_digits(output, resolution):

@@ -51,7 +51,7 @@ def test_every_temporary_name_the_project_uses_is_ignored_by_git():
         pytest.skip("not a git checkout (an unpacked archive): nothing to ignore files")
     names = ["models/model.tmp.keras", "models/transfer.tmp.keras", "metrics/metrics.tmp.json",
              "plots/report.tmp.html", "plots/confusion.tmp.csv", "models/probe.tmp.npz",
-             "data/prepared.tmp/train/images.npy", "data/sample/3/0003.png.tmp",
+             "data/prepared.tmp/train/images.npy", "data/sample/3/0003.tmp.png",
              "models/export.tmp/labels.txt", "backups/finetune/latest.tmp", "data/weights.tmp.json"]
     result = run(ROOT, "git", "check-ignore", "--no-index", *names)
     assert sorted(result.split()) == sorted(names)
